@@ -1,0 +1,54 @@
+# Warden's build entry points. CI runs `make test` (see .ci/run) and nothing else.
+SHELL := /usr/bin/env bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+GO          ?= go
+SCENARIOS   ?= e2e/scenarios
+TEST_TIMEOUT ?= 20m
+VENV        := $(CURDIR)/.venv
+BIN         := $(CURDIR)/bin
+
+# The e2e Go tests start real pods and stock Envoy: they need root and these.
+WARDEN_ENVOY ?= $(VENV)/bin/envoy
+WARDEN_BIN   ?= $(BIN)
+export WARDEN_ENVOY WARDEN_BIN
+
+# What `make e2e` runs. Switch to the scenario runner once it exists:
+#   E2E_CMD = $(GO) run ./e2e/cmd/runner -scenarios $(SCENARIOS)
+E2E_CMD ?= $(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./e2e/...
+
+# timed runs a command and prints its wall time as `== <label>: <n>s`.
+define timed
+	start=$$(date +%s); $(2); echo "== $(1): $$(( $$(date +%s) - start ))s"
+endef
+
+.PHONY: help deps build test e2e bench lint demo
+
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+deps: ## Install stock Envoy (.venv) and iptables, iproute2, etcd-server, curl, only when missing
+	@bash hack/deps.sh
+
+build: ## Build wardend, wardenctl and the e2e test app into bin/
+	@$(call timed,build,mkdir -p $(BIN) && $(GO) build -o $(BIN)/ ./cmd/... && $(GO) build -o $(BIN)/warden-e2e-app ./e2e/app)
+
+test: deps build ## go vet, all Go tests (unit and e2e; needs root), then make e2e
+	@$(call timed,go vet,$(GO) vet ./...)
+	@$(call timed,go test,$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...)
+	@$(call timed,e2e,$(MAKE) --no-print-directory e2e)
+
+e2e: ## Run the end-to-end scenarios (SCENARIOS=dir, default e2e/scenarios)
+	@$(E2E_CMD)
+
+bench: ## Run the benchmarks
+	@$(GO) test -run '^$$' -bench . -benchmem ./...
+
+lint: ## gofmt (must list nothing) and go vet
+	@files=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \
+	if [[ -n "$$files" ]]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
+	@$(GO) vet ./...
+
+demo: ## Show Warden at work (hack/demo.sh)
+	@bash hack/demo.sh

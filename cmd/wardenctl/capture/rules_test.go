@@ -1,0 +1,70 @@
+package capture
+
+import (
+	"flag"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func TestRulesGolden(t *testing.T) {
+	custom := DefaultConfig()
+	custom.ProxyGID = 0
+	custom.InboundPorts = []uint32{9080, 80, 9080}
+	custom.ExcludeOutboundPorts = []uint32{15012, 2379}
+	custom.ExcludeOutboundCIDRs = []netip.Prefix{
+		netip.MustParsePrefix("10.96.0.5/12"),
+		netip.MustParsePrefix("169.254.169.254/32"),
+	}
+	cases := map[string]Config{
+		"default":        DefaultConfig(),
+		"ports-and-cidr": custom,
+	}
+	for name, c := range cases {
+		t.Run(name, func(t *testing.T) {
+			got := Rules(c)
+			path := filepath.Join("testdata", name+".rules")
+			if *update {
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("read golden (run go test -update): %v", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("rules differ from %s (-want +got):\n%s", path, diff)
+			}
+			if again := Rules(c); again != got {
+				t.Errorf("Rules is not deterministic")
+			}
+		})
+	}
+}
+
+func TestValidate(t *testing.T) {
+	if err := DefaultConfig().Validate(); err != nil {
+		t.Fatalf("default config invalid: %v", err)
+	}
+	bad := []func(*Config){
+		func(c *Config) { c.InboundPort = 0 },
+		func(c *Config) { c.OutboundPort = 70000 },
+		func(c *Config) { c.ProxyUID = 0 },
+		func(c *Config) { c.ProxyGID = -1 },
+		func(c *Config) { c.ExcludeInboundPorts = []uint32{0} },
+		func(c *Config) { c.ExcludeOutboundCIDRs = []netip.Prefix{netip.MustParsePrefix("fd00::/8")} },
+	}
+	for i, mutate := range bad {
+		c := DefaultConfig()
+		mutate(&c)
+		if err := c.Validate(); err == nil {
+			t.Errorf("case %d: want an error for %+v", i, c)
+		}
+	}
+}

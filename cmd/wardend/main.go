@@ -1,0 +1,197 @@
+// Command wardend is Warden's control plane: it watches Istio security resources
+// (from a folder of YAML files, the embedded default), translates them into Envoy
+// configuration, mints SPIFFE workload certificates, and serves stock Envoy over xDS.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/wardenmesh/warden/certs"
+	"github.com/wardenmesh/warden/watch"
+	"github.com/wardenmesh/warden/xds"
+)
+
+type options struct {
+	configDir   string
+	stateDir    string
+	xdsAddr     string
+	debugAddr   string
+	namespace   string
+	replica     string
+	certTTL     time.Duration
+	logLevel    string
+	serverNames []string
+}
+
+func main() {
+	var o options
+	cmd := &cobra.Command{
+		Use:   "wardend",
+		Short: "Warden control plane: Istio security semantics on stock Envoy",
+		Example: `  wardend --config-dir ./mesh --state-dir /var/lib/warden --xds-addr :15012
+  wardenctl status`,
+		SilenceUsage: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+			defer stop()
+			return run(ctx, o)
+		},
+	}
+	host, _ := os.Hostname()
+	f := cmd.Flags()
+	f.StringVar(&o.configDir, "config-dir", "", "folder of Kubernetes/Istio YAML manifests to serve (reloaded on change)")
+	f.StringVar(&o.stateDir, "state-dir", envOr("WARDEN_STATE_DIR", "/var/lib/warden"), "where the mesh CA and token key are kept (or plug-in CA files under cacerts/)")
+	f.StringVar(&o.xdsAddr, "xds-addr", ":15012", "xDS (gRPC over TLS) listen address")
+	f.StringVar(&o.debugAddr, "debug-addr", envOr("WARDEN_DEBUG_ADDR", "127.0.0.1:15014"), "debug/metrics HTTP listen address (keep it on loopback)")
+	f.StringVar(&o.namespace, "namespace", "warden-system", "wardend's own namespace (part of its SPIFFE ID)")
+	f.StringVar(&o.replica, "replica", host, "this replica's name, shown in `wardenctl status`")
+	f.DurationVar(&o.certTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates (rotated at half life)")
+	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringSliceVar(&o.serverNames, "server-name", nil, "extra DNS names or IPs for wardend's serving certificate")
+	if err := cmd.Execute(); err != nil {
+		os.Exit(1)
+	}
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+func newLogger(level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: %w", level, err)
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func run(ctx context.Context, o options) error {
+	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	if o.configDir == "" {
+		return errors.New("--config-dir is required (Kubernetes mode is not available in this build)")
+	}
+	// The first load decides the trust domain the CA signs for.
+	first, diags, err := watch.LoadDir(o.configDir)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", o.configDir, err)
+	}
+	for _, d := range diags {
+		logDiagnostic(log, d)
+	}
+	ca, err := certs.LoadOrCreateCA(o.stateDir, first.TrustDomain, time.Now)
+	if err != nil {
+		return fmt.Errorf("mesh CA: %w", err)
+	}
+	signer, err := certs.LoadOrCreateTokenKey(o.stateDir)
+	if err != nil {
+		return fmt.Errorf("token key: %w", err)
+	}
+	store := certs.NewStore(ca, o.certTTL, time.Now, certs.WithLogger(log))
+	metrics := xds.NewMetrics()
+	wid, err := xds.WardendID(ca.TrustDomain(), o.namespace)
+	if err != nil {
+		return err
+	}
+	serving := &xds.ServingCert{CA: ca, ID: wid, TTL: 24 * time.Hour,
+		DNS: []string{"wardend", "wardend." + o.namespace, "wardend." + o.namespace + ".svc"}}
+	for _, n := range o.serverNames {
+		if ip := net.ParseIP(n); ip != nil {
+			serving.IPs = append(serving.IPs, ip)
+		} else {
+			serving.DNS = append(serving.DNS, n)
+		}
+	}
+	srv := xds.New(xds.Options{
+		Log:        log,
+		Auth:       &xds.TokenAuth{Signer: signer},
+		Secrets:    &xds.CertSecrets{CA: ca, Store: store},
+		Replica:    o.replica,
+		Metrics:    metrics,
+		ServerCert: serving.Get,
+	})
+	srv.RegisterCertMetrics(store, ca)
+	srv.SetInput(first)
+	log.Info("configuration loaded", "dir", o.configDir, "version", first.Version, "trustDomain", first.TrustDomain,
+		"problems", len(diags))
+
+	watcher := watch.NewDirWatcher(o.configDir, log)
+	lis, err := net.Listen("tcp", o.xdsAddr)
+	if err != nil {
+		return fmt.Errorf("xDS listen %s: %w", o.xdsAddr, err)
+	}
+	dlis, err := net.Listen("tcp", o.debugAddr)
+	if err != nil {
+		return fmt.Errorf("debug listen %s: %w", o.debugAddr, err)
+	}
+	debug := &http.Server{Handler: srv.DebugHandler(watcher.Diagnostics), ReadHeaderTimeout: 5 * time.Second}
+	log.Info("wardend serving", "xds", lis.Addr().String(), "debug", dlis.Addr().String(), "stateDir", o.stateDir,
+		"identity", wid.String())
+
+	errc := make(chan error, 4)
+	go func() { errc <- srv.Serve(ctx, lis) }()
+	go func() {
+		if err := debug.Serve(dlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	inputs := make(chan *watch.Input, 1)
+	go func() { errc <- watcher.Run(ctx, inputs) }()
+	go store.RunRotation(ctx, func(ids []spiffeid.ID) {
+		log.Info("workload certificates rotated", "count", len(ids))
+		srv.Refresh()
+	})
+	for {
+		select {
+		case <-ctx.Done():
+			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_ = debug.Shutdown(shut)
+			return nil
+		case in := <-inputs:
+			if in.TrustDomain != first.TrustDomain {
+				log.Error("trust domain changed in MeshConfig; restart wardend to re-issue certificates for it",
+					"serving", first.TrustDomain, "configured", in.TrustDomain)
+			}
+			srv.SetInput(in)
+			metrics.ConfigErrors.Reset()
+			for _, d := range in.Diagnostics {
+				if d.IsError() {
+					metrics.ConfigErrors.WithLabelValues(d.Kind).Inc()
+				}
+			}
+			log.Info("configuration reloaded", "version", in.Version, "problems", len(in.Diagnostics))
+		case err := <-errc:
+			if err != nil && ctx.Err() == nil {
+				return err
+			}
+		}
+	}
+}
+
+func logDiagnostic(log *slog.Logger, d watch.Diagnostic) {
+	lvl := slog.LevelWarn
+	if d.IsError() {
+		lvl = slog.LevelError
+	}
+	log.Log(context.Background(), lvl, "configuration problem: "+strings.TrimSpace(d.Message),
+		"file", d.Source.File, "doc", d.Source.Doc, "kind", d.Kind, "namespace", d.Namespace, "name", d.Name, "field", d.Field)
+}

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+)
+
+// appConfig is the per-workload behaviour from a scenario's `apps` section.
+type appConfig struct {
+	// Forward maps a request path to an upstream URL that is called with GET.
+	Forward map[string]string `json:"forward,omitempty"`
+	// Static maps a request path to a fixed response body.
+	Static map[string]string `json:"static,omitempty"`
+	// ExtAuthz turns every HTTP port into an ext_authz server.
+	ExtAuthz bool `json:"extAuthz,omitempty"`
+}
+
+// loadConfig reads a JSON app configuration; an empty path means the default behaviour.
+func loadConfig(path string) (appConfig, error) {
+	var c appConfig
+	if path == "" {
+		return c, nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return c, fmt.Errorf("read app config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("parse app config %s: %w", path, err)
+	}
+	return c, nil
+}

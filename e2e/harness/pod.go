@@ -1,0 +1,233 @@
+package harness
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/wardenmesh/warden/e2e/cluster"
+)
+
+// PodOptions describe one pod.
+type PodOptions struct {
+	Namespace      string
+	Name           string
+	ServiceAccount string
+	Labels         map[string]string
+	HTTPPorts      []uint32
+	TCPPorts       []uint32
+	AppConfig      any  // JSON-encodable app behaviour (forward/static/extAuthz); nil for the default echo
+	Sidecar        bool // run a stock Envoy sidecar with capture rules
+	Gateway        bool // Envoy is the only process, no capture (ingress gateway)
+	Delta          bool // sidecar uses delta xDS
+}
+
+// Pod is a running pod of the mesh.
+type Pod struct {
+	*cluster.Pod
+	Opts  PodOptions
+	App   *cluster.Process
+	Envoy *cluster.Process
+}
+
+// ID is "<name>.<namespace>", the proxy's node id.
+func (p *Pod) ID() string { return p.Opts.Name + "." + p.Opts.Namespace }
+
+// AddPod creates the pod's network namespace and starts its app (and sidecar).
+func (m *Mesh) AddPod(ctx context.Context, o PodOptions) (*Pod, error) {
+	if o.ServiceAccount == "" {
+		o.ServiceAccount = "default"
+	}
+	cp, err := m.Cluster.AddPod(ctx, cluster.PodSpec{Namespace: o.Namespace, Name: o.Name})
+	if err != nil {
+		return nil, err
+	}
+	p := &Pod{Pod: cp, Opts: o}
+	if !o.Gateway {
+		if err := m.startApp(p); err != nil {
+			return nil, err
+		}
+	}
+	if o.Sidecar || o.Gateway {
+		if err := m.startEnvoy(ctx, p); err != nil {
+			return nil, err
+		}
+	}
+	m.mu.Lock()
+	m.pods[p.ID()] = p
+	m.mu.Unlock()
+	return p, nil
+}
+
+func joinPorts(ps []uint32) string {
+	s := make([]string, len(ps))
+	for i, p := range ps {
+		s[i] = strconv.Itoa(int(p))
+	}
+	return strings.Join(s, ",")
+}
+
+func (m *Mesh) startApp(p *Pod) error {
+	args := []string{m.Bin.App, "serve", "-http-ports", joinPorts(p.Opts.HTTPPorts), "-tcp-ports", joinPorts(p.Opts.TCPPorts)}
+	if p.Opts.AppConfig != nil {
+		b, err := json.Marshal(p.Opts.AppConfig)
+		if err != nil {
+			return err
+		}
+		path := filepath.Join(p.Dir(), "app.json")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			return err
+		}
+		args = append(args, "-config", path)
+	}
+	app, err := p.Start("app", 0, nil, args...)
+	if err != nil {
+		return fmt.Errorf("pod %s: start app: %w", p.ID(), err)
+	}
+	p.App = app
+	return nil
+}
+
+func (m *Mesh) startEnvoy(ctx context.Context, p *Pod) error {
+	var labels []string
+	for k, v := range p.Opts.Labels {
+		labels = append(labels, k+"="+v)
+	}
+	sort.Strings(labels)
+	bootPath := filepath.Join(p.Dir(), "envoy.json")
+	args := []string{"bootstrap", "--namespace", p.Opts.Namespace, "--service-account", p.Opts.ServiceAccount,
+		"--pod", p.Opts.Name, "--labels", strings.Join(labels, ","), "--ips", p.IP(),
+		"--server", m.XDSAddr, "--state-dir", m.StateDir, "-o", bootPath}
+	if p.Opts.Delta || m.opts.Delta {
+		args = append(args, "--delta")
+	}
+	if p.Opts.Gateway {
+		args = append(args, "--gateway")
+	}
+	if out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, args...).CombinedOutput(); err != nil {
+		return fmt.Errorf("pod %s: wardenctl bootstrap: %v: %s", p.ID(), err, out)
+	}
+	// Envoy runs as its own uid: let it read its bootstrap and write its log.
+	if err := os.Chmod(bootPath, 0o644); err != nil {
+		return err
+	}
+	if p.Opts.Sidecar && !p.Opts.Gateway {
+		out, err := p.Exec(ctx, m.Bin.Wardenctl, "capture", "apply")
+		if err != nil {
+			return fmt.Errorf("pod %s: wardenctl capture apply: %v: %s", p.ID(), err, out)
+		}
+	}
+	env, err := p.Start("envoy", ProxyUID, nil, m.Bin.Envoy, "-c", bootPath, "--disable-hot-restart",
+		"--log-level", "warning", "--service-node", p.ID(), "--drain-time-s", "1")
+	if err != nil {
+		return fmt.Errorf("pod %s: start envoy: %w", p.ID(), err)
+	}
+	p.Envoy = env
+	return nil
+}
+
+// Pod returns a pod by "<name>.<namespace>".
+func (m *Mesh) Pod(id string) *Pod {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.pods[id]
+}
+
+// Result is what a request from inside a pod got.
+type Result struct {
+	Status          int    `json:"status"`
+	Body            string `json:"body"`
+	Error           string `json:"error,omitempty"`
+	ConnectionError bool   `json:"connectionError"`
+}
+
+func (r Result) String() string {
+	if r.ConnectionError {
+		return "connection error (" + r.Error + ")"
+	}
+	if r.Error != "" {
+		return "error: " + r.Error
+	}
+	return strconv.Itoa(r.Status)
+}
+
+// Request sends one HTTP request from inside the pod (through its sidecar, when it has one).
+func (m *Mesh) Request(ctx context.Context, from *Pod, method, url string, headers map[string]string) (Result, error) {
+	args := []string{m.Bin.App, "request", "-url", url, "-method", method, "-timeout", "5s"}
+	keys := make([]string, 0, len(headers))
+	for k := range headers {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		args = append(args, "-header", k+"="+headers[k])
+	}
+	out, err := from.Exec(ctx, args...)
+	if err != nil {
+		return Result{}, fmt.Errorf("request from %s: %v: %s", from.ID(), err, out)
+	}
+	var r Result
+	if err := json.Unmarshal(out, &r); err != nil {
+		return Result{}, fmt.Errorf("request from %s: bad output %q: %w", from.ID(), out, err)
+	}
+	return r, nil
+}
+
+// WaitAppReady waits until the pod's app answers on its first HTTP port from inside the pod.
+func (m *Mesh) WaitAppReady(ctx context.Context, p *Pod) error {
+	if len(p.Opts.HTTPPorts) == 0 {
+		return nil
+	}
+	url := "http://127.0.0.1:" + strconv.Itoa(int(p.Opts.HTTPPorts[0])) + "/healthz"
+	return m.waitFor(ctx, 15*time.Second, "app of "+p.ID(), func() error {
+		select {
+		case <-p.App.Exited():
+			return backoffStop{fmt.Errorf("app of %s exited: %s", p.ID(), p.App.LogTail(20))}
+		default:
+		}
+		r, err := m.Request(ctx, p, "GET", url, nil)
+		if err != nil {
+			return err
+		}
+		if r.Status != 200 {
+			return errors.New("app answered " + r.String())
+		}
+		return nil
+	})
+}
+
+// EnvoyConfigDump returns the sidecar's admin config_dump (from inside its pod).
+func (m *Mesh) EnvoyConfigDump(ctx context.Context, p *Pod) (string, error) {
+	out, err := p.Exec(ctx, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15000/config_dump")
+	return string(out), err
+}
+
+// Diagnose collects what a person needs to see when something failed.
+func (m *Mesh) Diagnose(ctx context.Context) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "--- wardend log (tail) ---\n%s\n", m.WardendLogTail(40))
+	m.mu.Lock()
+	pods := make([]*Pod, 0, len(m.pods))
+	for _, p := range m.pods {
+		pods = append(pods, p)
+	}
+	m.mu.Unlock()
+	sort.Slice(pods, func(i, j int) bool { return pods[i].ID() < pods[j].ID() })
+	for _, p := range pods {
+		if p.Envoy != nil {
+			fmt.Fprintf(&b, "--- envoy %s log (tail) ---\n%s\n", p.ID(), p.Envoy.LogTail(20))
+		}
+		if p.App != nil {
+			fmt.Fprintf(&b, "--- app %s log (tail) ---\n%s\n", p.ID(), p.App.LogTail(10))
+		}
+	}
+	return b.String()
+}

@@ -1,0 +1,35 @@
+// Package translate is a pure function from the mesh (watch.Input) and one proxy's
+// identity to that proxy's Envoy resources. It has no clock, no logging, no network:
+// the same Input and Proxy always give byte-identical output.
+package translate
+
+import (
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// Proxy identifies one connected Envoy. Namespace and ServiceAccount come from the
+// proven token, never from what the proxy claims.
+type Proxy struct {
+	ID             string // node id, "<pod>.<namespace>"
+	Namespace      string
+	Pod            string
+	ServiceAccount string
+	Labels         map[string]string // pod labels (from the bootstrap / Pod object)
+	IP             string            // pod IP when known
+	Gateway        bool              // an ingress gateway: no capture, listeners from Gateway objects
+}
+
+// Output is everything one proxy is served, per xDS type, plus what translation
+// had to say about the input objects it used.
+type Output struct {
+	Listeners []types.Resource // *listener.Listener
+	Routes    []types.Resource // *route.RouteConfiguration
+	Clusters  []types.Resource // *cluster.Cluster
+	Endpoints []types.Resource // *endpoint.ClusterLoadAssignment
+	// SecretNames are the SDS secrets the resources above refer to ("default", "ROOTCA").
+	// The xds package serves them from certs; translate never sees key material.
+	SecretNames []string
+	Diagnostics []watch.Diagnostic
+}

@@ -1,0 +1,86 @@
+package translate
+
+import (
+	"strconv"
+
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	"google.golang.org/protobuf/types/known/structpb"
+)
+
+const (
+	// PassthroughCluster forwards outbound traffic to its original destination
+	// (Istio's outboundTrafficPolicy ALLOW_ANY).
+	PassthroughCluster = "PassthroughCluster"
+	// BlackHoleCluster has no endpoints: traffic sent there fails.
+	BlackHoleCluster = "BlackHoleCluster"
+)
+
+// outboundCluster is the name of the cluster of one Service port.
+func outboundCluster(port uint32, fqdn string) string {
+	return "outbound|" + strconv.FormatUint(uint64(port), 10) + "||" + fqdn
+}
+
+func (b *builder) originalDstCluster(name string) *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_ORIGINAL_DST},
+		LbPolicy:             cluster.Cluster_CLUSTER_PROVIDED,
+		ConnectTimeout:       duration(connectTimeout),
+	}
+}
+
+// staticCluster has one endpoint, ip:port.
+func (b *builder) staticCluster(name, ip string, port uint32) *cluster.Cluster {
+	c := b.blackHoleCluster(name)
+	c.LoadAssignment.Endpoints = []*endpoint.LocalityLbEndpoints{{
+		LbEndpoints: []*endpoint.LbEndpoint{lbEndpoint(ip, port, nil)},
+	}}
+	return c
+}
+
+// blackHoleCluster is a STATIC cluster with no endpoints: requests fail with 503 and
+// connections are closed.
+func (b *builder) blackHoleCluster(name string) *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_STATIC},
+		ConnectTimeout:       duration(connectTimeout),
+		LoadAssignment:       &endpoint.ClusterLoadAssignment{ClusterName: name},
+	}
+}
+
+// edsCluster is a Service port's cluster; its endpoints come over EDS under its name.
+func (b *builder) edsCluster(name string) *cluster.Cluster {
+	return &cluster.Cluster{
+		Name:                 name,
+		ClusterDiscoveryType: &cluster.Cluster_Type{Type: cluster.Cluster_EDS},
+		EdsClusterConfig:     &cluster.Cluster_EdsClusterConfig{EdsConfig: adsSource(), ServiceName: name},
+		ConnectTimeout:       duration(connectTimeout),
+		LbPolicy:             cluster.Cluster_ROUND_ROBIN,
+	}
+}
+
+// Transport socket matching for auto mTLS: endpoints whose metadata says tlsMode istio
+// get mesh mTLS, all others plaintext.
+const (
+	transportSocketMatchKey = "envoy.transport_socket_match"
+	tlsModeKey              = "tlsMode"
+	tlsModeIstio            = "istio"
+)
+
+func (b *builder) autoMTLSMatches(meshTLS *core.TransportSocket) []*cluster.Cluster_TransportSocketMatch {
+	return []*cluster.Cluster_TransportSocketMatch{
+		{
+			Name:            "tlsMode-istio",
+			Match:           &structpb.Struct{Fields: map[string]*structpb.Value{tlsModeKey: structpb.NewStringValue(tlsModeIstio)}},
+			TransportSocket: meshTLS,
+		},
+		{
+			Name:            "tlsMode-disabled",
+			Match:           &structpb.Struct{},
+			TransportSocket: b.rawSocket(),
+		},
+	}
+}

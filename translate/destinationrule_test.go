@@ -1,0 +1,146 @@
+package translate
+
+import (
+	"testing"
+
+	networking "istio.io/api/networking/v1alpha3"
+	typev1beta1 "istio.io/api/type/v1beta1"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+func destRule(ns, name, host string, sel map[string]string, exportTo ...string) *watch.Config[*networking.DestinationRule] {
+	spec := &networking.DestinationRule{Host: host, ExportTo: exportTo}
+	if sel != nil {
+		spec.WorkloadSelector = &typev1beta1.WorkloadSelector{MatchLabels: sel}
+	}
+	return &watch.Config[*networking.DestinationRule]{
+		Meta: watch.Meta{Kind: "DestinationRule", Namespace: ns, Name: name},
+		Spec: spec,
+	}
+}
+
+func TestDestinationRuleLookup(t *testing.T) {
+	const host = "catalog.bar.svc.cluster.local"
+	web := map[string]string{"app": "web"}
+	type dr = *watch.Config[*networking.DestinationRule]
+	cases := []struct {
+		name    string
+		rules   []dr // oldest first
+		proxyNS string
+		want    string // "ns/name" or ""
+	}{
+		{name: "none", want: ""},
+		{
+			name:  "short host is relative to the rule's namespace",
+			rules: []dr{destRule("foo", "wrong-ns", "catalog", nil), destRule("bar", "right", "catalog", nil)},
+			want:  "bar/right",
+		},
+		{
+			name:  "proxy namespace beats service namespace beats root",
+			rules: []dr{destRule("istio-system", "root", "*", nil), destRule("bar", "svc", "catalog", nil), destRule("foo", "proxy", host, nil)},
+			want:  "foo/proxy",
+		},
+		{
+			name:  "service namespace beats root",
+			rules: []dr{destRule("istio-system", "root", host, nil), destRule("bar", "svc", "*.bar.svc.cluster.local", nil)},
+			want:  "bar/svc",
+		},
+		{
+			name:  "root namespace wildcard applies last",
+			rules: []dr{destRule("istio-system", "root", "*", nil), destRule("other", "x", "*", nil)},
+			want:  "istio-system/root",
+		},
+		{
+			name:  "exact beats wildcard within a namespace, regardless of age",
+			rules: []dr{destRule("bar", "wild", "*.svc.cluster.local", nil), destRule("bar", "star", "*", nil), destRule("bar", "exact", "catalog", nil)},
+			want:  "bar/exact",
+		},
+		{
+			name:  "longer wildcard beats shorter",
+			rules: []dr{destRule("bar", "short", "*.cluster.local", nil), destRule("bar", "long", "*.bar.svc.cluster.local", nil)},
+			want:  "bar/long",
+		},
+		{
+			name:  "oldest wins among equal hosts",
+			rules: []dr{destRule("bar", "old", "catalog", nil), destRule("bar", "new", "catalog", nil)},
+			want:  "bar/old",
+		},
+		{
+			name:  "exportTo . hides a rule from other namespaces",
+			rules: []dr{destRule("bar", "private", "catalog", nil, "."), destRule("istio-system", "root", "*", nil)},
+			want:  "istio-system/root",
+		},
+		{
+			name:  "exportTo naming the proxy namespace",
+			rules: []dr{destRule("bar", "shared", "catalog", nil, "foo")},
+			want:  "bar/shared",
+		},
+		{
+			name:  "selector rule applies to matching proxies of its namespace first",
+			rules: []dr{destRule("foo", "all", host, nil), destRule("foo", "web-only", "*", web)},
+			want:  "foo/web-only",
+		},
+		{
+			name:  "selector rule in another namespace is ignored",
+			rules: []dr{destRule("bar", "web-only", "catalog", web)},
+			want:  "",
+		},
+		{
+			name:  "selector rule not matching is ignored",
+			rules: []dr{destRule("foo", "api-only", host, map[string]string{"app": "api"})},
+			want:  "",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			in := &watch.Input{RootNamespace: "istio-system", DomainSuffix: "cluster.local", DestinationRules: tc.rules}
+			r := newDRIndex(in).lookup("foo", web, "bar", host)
+			got := ""
+			if r != nil {
+				got = r.cfg.Key()
+			}
+			if got != tc.want {
+				t.Errorf("lookup = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDestinationRulePortLevelTLS(t *testing.T) {
+	r := &drRule{cfg: destRule("bar", "catalog", "catalog", nil)}
+	r.cfg.Spec.TrafficPolicy = &networking.TrafficPolicy{
+		Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_ISTIO_MUTUAL},
+		PortLevelSettings: []*networking.TrafficPolicy_PortTrafficPolicy{
+			{Port: &networking.PortSelector{Number: 80}, Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_DISABLE}},
+			{Port: &networking.PortSelector{Number: 90}}, // no tls: inherits the top level
+		},
+	}
+	for port, want := range map[uint32]networking.ClientTLSSettings_TLSmode{
+		80: networking.ClientTLSSettings_DISABLE, 90: networking.ClientTLSSettings_ISTIO_MUTUAL, 8080: networking.ClientTLSSettings_ISTIO_MUTUAL,
+	} {
+		if tls, _ := r.tlsFor(port); tls.GetMode() != want {
+			t.Errorf("port %d: mode %v, want %v", port, tls.GetMode(), want)
+		}
+	}
+	var none *drRule
+	if tls, _ := none.tlsFor(80); tls != nil {
+		t.Errorf("no rule: got %v", tls)
+	}
+}
+
+func TestIsHTTP(t *testing.T) {
+	for _, tc := range []struct {
+		name, app string
+		want      bool
+	}{
+		{"http", "", true}, {"http-web", "", true}, {"grpc", "", true}, {"", "", true}, {"web", "", true},
+		{"tcp", "", false}, {"tcp-db", "", false}, {"mongo", "", false}, {"mysql-main", "", false},
+		{"redis", "", false}, {"https", "", false}, {"tls-x", "", false},
+		{"http", "tcp", false}, {"tcp", "http", true}, {"x", "kubernetes.io/h2c", true},
+	} {
+		if got := isHTTP(tc.name, tc.app); got != tc.want {
+			t.Errorf("isHTTP(%q, %q) = %v, want %v", tc.name, tc.app, got, tc.want)
+		}
+	}
+}

@@ -1,0 +1,98 @@
+package translate
+
+import (
+	"slices"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// proxyWorkload is the workload a sidecar fronts: the Pod or Deployment object when
+// the Input has one, else one synthesized from the proxy's identity. Non-empty proxy
+// labels win over the object's labels.
+func (x *Index) proxyWorkload(p Proxy) *watch.Workload {
+	if w := x.in.WorkloadByPod(p.Namespace, p.Pod); w != nil {
+		if len(p.Labels) == 0 {
+			return w
+		}
+		c := *w
+		c.PodLabels = p.Labels
+		return &c
+	}
+	sa := p.ServiceAccount
+	if sa == "" {
+		sa = "default"
+	}
+	return &watch.Workload{
+		Meta:           watch.Meta{Kind: "Pod", Namespace: p.Namespace, Name: p.Pod},
+		PodName:        p.Pod,
+		ServiceAccount: sa,
+		PodLabels:      p.Labels,
+		IP:             p.IP,
+		Sidecar:        true,
+	}
+}
+
+// inboundPort is one target port the inbound listener has chains for.
+type inboundPort struct {
+	port uint32
+	http bool
+	// passthrough: the port is known only from portLevelMtls, so traffic goes to the
+	// original destination (InboundPassthroughCluster) rather than inbound|<port>||.
+	passthrough bool
+}
+
+// targetPort resolves a Service port to the workload's container port; 0 when a
+// named target port is not declared by the workload.
+func targetPort(sp watch.ServicePort, w *watch.Workload) uint32 {
+	if sp.TargetPort != 0 {
+		return sp.TargetPort
+	}
+	if sp.TargetPortName == "" {
+		return sp.Port
+	}
+	for _, cp := range w.Ports {
+		if cp.Name == sp.TargetPortName {
+			return cp.Port
+		}
+	}
+	return 0
+}
+
+// inboundPorts lists, in ascending order, the target ports of every Service selecting
+// w, then w's container ports, then its portLevelMtls ports. The first declaration of
+// a port decides its protocol (Services in Input order, then container ports).
+func (b *builder) inboundPorts(w *watch.Workload, mtls MTLS) []inboundPort {
+	seen := map[uint32]bool{}
+	var out []inboundPort
+	add := func(p inboundPort) {
+		if p.port == 0 || seen[p.port] || p.port == inboundListenerPort {
+			return
+		}
+		seen[p.port] = true
+		out = append(out, p)
+	}
+	for _, svc := range b.in.ServicesSelecting(w.Namespace, w.PodLabels) {
+		for _, sp := range svc.Ports {
+			if !isStream(sp.Protocol) {
+				continue
+			}
+			tp := targetPort(sp, w)
+			if tp == 0 {
+				b.diag(severityWarning, &svc.Meta, "spec.ports["+sp.Name+"].targetPort",
+					"target port "+sp.TargetPortName+" is not a container port of "+w.Namespace+"/"+w.PodName+": not served")
+				continue
+			}
+			add(inboundPort{port: tp, http: isHTTP(sp.Name, sp.AppProtocol)})
+		}
+	}
+	for _, cp := range w.Ports {
+		if isStream(cp.Protocol) {
+			add(inboundPort{port: cp.Port, http: isHTTP(cp.Name, "")})
+		}
+	}
+	for _, p := range mtls.PortList() {
+		add(inboundPort{port: p, passthrough: true})
+	}
+	slices.SortFunc(out, func(a, b inboundPort) int { return int(a.port) - int(b.port) })
+	return out
+}

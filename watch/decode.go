@@ -1,0 +1,167 @@
+package watch
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigyaml "sigs.k8s.io/yaml"
+)
+
+// defaultNamespace is where namespaced objects without metadata.namespace go, as with
+// kubectl apply without -n.
+const defaultNamespace = "default"
+
+// DecodeFile decodes every YAML (or JSON) document of one file. path only names the
+// file in Sources and Diagnostics. Empty documents are skipped; `kind: List` documents
+// contribute their items. Objects with errors are left out and reported with a
+// Diagnostic of severity "error"; unknown kinds are reported as warnings and skipped.
+func DecodeFile(path string, data []byte) ([]Object, []Diagnostic) {
+	var (
+		objs  []Object
+		diags []Diagnostic
+	)
+	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	for doc := 0; ; doc++ {
+		chunk, err := reader.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		src := Source{File: path, Doc: doc}
+		if err != nil {
+			diags = append(diags, Diagnostic{Severity: SeverityError, Source: src, Message: "read document: " + err.Error()})
+			break
+		}
+		o, d := decodeDocument(src, chunk)
+		objs = append(objs, o...)
+		diags = append(diags, d...)
+	}
+	return objs, diags
+}
+
+func decodeDocument(src Source, chunk []byte) ([]Object, []Diagnostic) {
+	data, err := sigyaml.YAMLToJSONStrict(chunk)
+	if err != nil {
+		d := Diagnostic{Severity: SeverityError, Source: src, Message: "invalid YAML: " + cleanYAMLError(err)}
+		identify(&d, chunk)
+		return nil, []Diagnostic{d}
+	}
+	if t := bytes.TrimSpace(data); len(t) == 0 || string(t) == "null" {
+		return nil, nil // empty document or comments only
+	}
+	return decodeJSON(src, data)
+}
+
+// decodeJSON decodes one object (or a List of them) given as JSON.
+func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, []Diagnostic{{Severity: SeverityError, Source: src, Message: "document is not an object"}}
+	}
+	var head struct {
+		APIVersion string `json:"apiVersion"`
+		Kind       string `json:"kind"`
+		Metadata   struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	headErr := json.Unmarshal(data, &head) // identification; strict decoding reports the rest
+	m := Meta{
+		Kind:       head.Kind,
+		APIVersion: head.APIVersion,
+		Namespace:  head.Metadata.Namespace,
+		Name:       head.Metadata.Name,
+		Source:     src,
+	}
+	switch {
+	case headErr != nil:
+		field, msg := jsonFieldError("", headErr) // e.g. `name: y`, a boolean in YAML 1.1
+		return nil, []Diagnostic{diagFor(&m, SeverityError, field, msg)}
+	case m.Kind == "":
+		return nil, []Diagnostic{diagFor(&m, SeverityError, "kind", "missing kind")}
+	case m.APIVersion == "":
+		return nil, []Diagnostic{diagFor(&m, SeverityError, "apiVersion", "missing apiVersion")}
+	case m.Kind == "List" && m.APIVersion == "v1":
+		return decodeList(src, raw["items"])
+	}
+	info, ok := lookupKind(m.APIVersion, m.Kind)
+	if !ok {
+		msg := fmt.Sprintf("unknown kind %s (%s), skipped", m.Kind, m.APIVersion)
+		return nil, []Diagnostic{diagFor(&m, SeverityWarning, "", msg)}
+	}
+	if info.namespaced && m.Namespace == "" {
+		m.Namespace = defaultNamespace
+	}
+	if !info.namespaced {
+		m.Namespace = ""
+	}
+	if m.Name == "" {
+		return nil, []Diagnostic{diagFor(&m, SeverityError, "metadata.name", "missing name")}
+	}
+	var (
+		obj   Object
+		diags []Diagnostic
+	)
+	if info.istio {
+		obj, diags = decodeIstio(m, info, raw)
+	} else {
+		obj, diags = decodeKube(m, data)
+	}
+	for _, d := range diags {
+		if d.IsError() {
+			return nil, diags
+		}
+	}
+	return []Object{obj}, diags
+}
+
+func decodeList(src Source, items json.RawMessage) ([]Object, []Diagnostic) {
+	var list []json.RawMessage
+	if err := json.Unmarshal(items, &list); err != nil && len(items) > 0 {
+		return nil, []Diagnostic{{Severity: SeverityError, Source: src, Kind: "List", Field: "items", Message: "invalid value (want list)"}}
+	}
+	var (
+		objs  []Object
+		diags []Diagnostic
+	)
+	for _, item := range list {
+		o, d := decodeJSON(src, item)
+		objs = append(objs, o...)
+		diags = append(diags, d...)
+	}
+	return objs, diags
+}
+
+// cleanYAMLError drops the wrapping sigs.k8s.io/yaml adds around the parser's message.
+func cleanYAMLError(err error) string {
+	msg := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "yaml: "} {
+		msg = strings.TrimPrefix(msg, p)
+	}
+	return strings.Join(strings.Fields(msg), " ")
+}
+
+// identify names the object of a document that failed strict YAML parsing (say, a
+// duplicate key) when lenient parsing can still read its kind and name.
+func identify(d *Diagnostic, chunk []byte) {
+	var head struct {
+		Kind     string `json:"kind"`
+		Metadata struct {
+			Name      string `json:"name"`
+			Namespace string `json:"namespace"`
+		} `json:"metadata"`
+	}
+	if sigyaml.Unmarshal(chunk, &head) != nil || head.Kind == "" || head.Metadata.Name == "" {
+		return
+	}
+	d.Kind, d.Name, d.Namespace = head.Kind, head.Metadata.Name, head.Metadata.Namespace
+	if d.Namespace == "" && head.Kind != "Namespace" {
+		d.Namespace = defaultNamespace
+	}
+}

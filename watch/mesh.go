@@ -1,0 +1,61 @@
+package watch
+
+import (
+	"google.golang.org/protobuf/types/known/wrapperspb"
+	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
+	sigyaml "sigs.k8s.io/yaml"
+)
+
+// The mesh configuration lives, as in Istio, in the ConfigMap "istio" of the control
+// plane namespace, as MeshConfig YAML under the data key "mesh".
+const (
+	MeshConfigNamespace = "istio-system"
+	MeshConfigName      = "istio"
+	meshDataKey         = "mesh"
+)
+
+// Mesh defaults, as in Istio.
+const (
+	DefaultRootNamespace = "istio-system"
+	DefaultTrustDomain   = "cluster.local"
+	DefaultDomainSuffix  = "cluster.local"
+)
+
+func isMeshConfigMap(m *Meta) bool {
+	return m.Kind == "ConfigMap" && m.Namespace == MeshConfigNamespace && m.Name == MeshConfigName
+}
+
+// decodeMesh strictly decodes MeshConfig YAML and applies defaults.
+func decodeMesh(text string) (*meshv1alpha1.MeshConfig, *fieldError) {
+	const field = "data.mesh"
+	data, err := sigyaml.YAMLToJSONStrict([]byte(text))
+	if err != nil {
+		return nil, &fieldError{field, "invalid YAML: " + cleanYAMLError(err)}
+	}
+	mc := &meshv1alpha1.MeshConfig{}
+	if !isNull(data) {
+		if fe := decodeProtoStrict(field, data, mc); fe != nil {
+			return nil, fe
+		}
+	}
+	return withMeshDefaults(mc), nil
+}
+
+// DefaultMeshConfig is the MeshConfig used when none is given.
+func DefaultMeshConfig() *meshv1alpha1.MeshConfig {
+	return withMeshDefaults(&meshv1alpha1.MeshConfig{})
+}
+
+// withMeshDefaults fills rootNamespace, trustDomain and enableAutoMtls when unset.
+func withMeshDefaults(mc *meshv1alpha1.MeshConfig) *meshv1alpha1.MeshConfig {
+	if mc.GetRootNamespace() == "" {
+		mc.RootNamespace = DefaultRootNamespace
+	}
+	if mc.GetTrustDomain() == "" {
+		mc.TrustDomain = DefaultTrustDomain
+	}
+	if mc.GetEnableAutoMtls() == nil {
+		mc.EnableAutoMtls = wrapperspb.Bool(true)
+	}
+	return mc
+}

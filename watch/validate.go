@@ -1,0 +1,115 @@
+package watch
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	networking "istio.io/api/networking/v1alpha3"
+	security "istio.io/api/security/v1beta1"
+	typev1beta1 "istio.io/api/type/v1beta1"
+)
+
+// validateSpec repeats the checks of Istio's validating webhook that matter for the
+// kinds Warden serves. tree is the spec as plain JSON, for checks that protobuf cannot
+// see (an empty map that was set). Fields are reported under "spec".
+func validateSpec(spec any, tree any) []fieldError {
+	raw, _ := tree.(map[string]any)
+	switch s := spec.(type) {
+	case *security.PeerAuthentication:
+		return validatePeerAuthentication(s, raw)
+	case *security.RequestAuthentication:
+		return validateRequestAuthentication(s)
+	case *security.AuthorizationPolicy:
+		return validateAuthorizationPolicy(s)
+	case *networking.DestinationRule:
+		if s.GetHost() == "" {
+			return []fieldError{{"spec.host", "host is required"}}
+		}
+	case *networking.Gateway:
+		if len(s.GetServers()) == 0 {
+			return []fieldError{{"spec.servers", "a gateway needs at least one server"}}
+		}
+	}
+	return nil
+}
+
+func validatePeerAuthentication(pa *security.PeerAuthentication, raw map[string]any) []fieldError {
+	errs := validateSelector(pa.GetSelector())
+	if v, ok := raw["portLevelMtls"]; ok && v != nil && len(pa.GetPortLevelMtls()) == 0 {
+		errs = append(errs, fieldError{"spec.portLevelMtls", "must not be empty when set"})
+	}
+	if len(pa.GetPortLevelMtls()) > 0 && len(pa.GetSelector().GetMatchLabels()) == 0 {
+		errs = append(errs, fieldError{"spec.portLevelMtls", "portLevelMtls requires a non-empty selector (namespace- and mesh-wide policies cannot set port-level mTLS)"})
+	}
+	for _, port := range sortedPorts(pa.GetPortLevelMtls()) {
+		if port == 0 || port > 65535 {
+			errs = append(errs, fieldError{fmt.Sprintf("spec.portLevelMtls[%d]", port), "port must be in 1..65535"})
+		}
+	}
+	return errs
+}
+
+func validateRequestAuthentication(ra *security.RequestAuthentication) []fieldError {
+	errs := validateSelector(ra.GetSelector())
+	if ra.GetSelector() != nil && len(ra.GetTargetRefs())+boolInt(ra.GetTargetRef() != nil) > 0 {
+		errs = append(errs, fieldError{"spec", "only one of selector or targetRefs can be set"})
+	}
+	for i, rule := range ra.GetJwtRules() {
+		if rule.GetIssuer() == "" {
+			errs = append(errs, fieldError{fmt.Sprintf("spec.jwtRules[%d].issuer", i), "issuer is required"})
+		}
+		if rule.GetJwks() != "" && rule.GetJwksUri() != "" {
+			errs = append(errs, fieldError{fmt.Sprintf("spec.jwtRules[%d]", i), "only one of jwks or jwksUri can be set"})
+		}
+	}
+	return errs
+}
+
+func validateAuthorizationPolicy(ap *security.AuthorizationPolicy) []fieldError {
+	errs := validateSelector(ap.GetSelector())
+	if ap.GetSelector() != nil && len(ap.GetTargetRefs())+boolInt(ap.GetTargetRef() != nil) > 0 {
+		errs = append(errs, fieldError{"spec", "only one of selector or targetRefs can be set"})
+	}
+	action := ap.GetAction()
+	switch {
+	case action == security.AuthorizationPolicy_CUSTOM && ap.GetProvider().GetName() == "":
+		errs = append(errs, fieldError{"spec.provider.name", "action CUSTOM requires a provider name"})
+	case action != security.AuthorizationPolicy_CUSTOM && ap.GetProvider() != nil:
+		errs = append(errs, fieldError{"spec.provider", "provider is only allowed with action CUSTOM"})
+	}
+	if len(ap.GetRules()) == 0 && (action == security.AuthorizationPolicy_DENY || action == security.AuthorizationPolicy_CUSTOM) {
+		errs = append(errs, fieldError{"spec.rules", fmt.Sprintf("action %s without rules is meaningless", action)})
+	}
+	return errs
+}
+
+// validateSelector rejects empty label keys and wildcards, as Istio does.
+func validateSelector(sel *typev1beta1.WorkloadSelector) []fieldError {
+	var errs []fieldError
+	labels := sel.GetMatchLabels()
+	for _, k := range sortedKeys(labels) {
+		field := "spec.selector.matchLabels[" + k + "]"
+		switch {
+		case k == "":
+			errs = append(errs, fieldError{field, "label key must not be empty"})
+		case strings.Contains(k, "*"):
+			errs = append(errs, fieldError{field, "wildcard not allowed in label key"})
+		case strings.Contains(labels[k], "*"):
+			errs = append(errs, fieldError{field, "wildcard not allowed in label value"})
+		}
+	}
+	return errs
+}
+
+func sortedPorts[V any](m map[uint32]V) []uint32 {
+	return slices.Sorted(maps.Keys(m))
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,106 @@
+package xds
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"sort"
+
+	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// SynczResponse is the body of /debug/syncz.
+type SynczResponse struct {
+	Wardend      string             `json:"wardend"`
+	InputVersion string             `json:"inputVersion"`
+	Proxies      []ProxyStatus      `json:"proxies"`
+	Diagnostics  []watch.Diagnostic `json:"diagnostics,omitempty"`
+}
+
+// DebugHandler serves /debug/syncz, /debug/config_dump, /debug/inputz, /debug/pprof/,
+// /metrics, /healthz and /readyz. It is meant for a loopback address: it shows
+// configuration (never key material) and profiling data.
+func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/syncz", func(w http.ResponseWriter, r *http.Request) {
+		resp := SynczResponse{Wardend: s.opts.Replica, Proxies: s.tracker.Snapshot()}
+		if in := s.Input(); in != nil {
+			resp.InputVersion = in.Version
+		}
+		if diags != nil {
+			resp.Diagnostics = diags()
+		}
+		writeJSON(w, resp)
+	})
+	mux.HandleFunc("/debug/config_dump", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("proxy")
+		snap, err := s.ServedResources(id)
+		if err != nil {
+			http.Error(w, "no configuration for proxy "+id+" (is it connected?)", http.StatusNotFound)
+			return
+		}
+		out := map[string]any{}
+		for _, typ := range servedTypes {
+			items := snap.GetResources(typ)
+			names := make([]string, 0, len(items))
+			for n := range items {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			var list []json.RawMessage
+			for _, n := range names {
+				if typ == resource.SecretType {
+					// Never expose key material: name the secret only.
+					b, _ := json.Marshal(map[string]string{"name": n})
+					list = append(list, b)
+					continue
+				}
+				b, err := protojson.Marshal(items[n])
+				if err != nil {
+					http.Error(w, err.Error(), http.StatusInternalServerError)
+					return
+				}
+				list = append(list, b)
+			}
+			out[shortName(typ)] = map[string]any{"version": snap.GetVersion(typ), "resources": list}
+		}
+		writeJSON(w, out)
+	})
+	mux.HandleFunc("/debug/inputz", func(w http.ResponseWriter, r *http.Request) {
+		resp := map[string]any{}
+		if in := s.Input(); in != nil {
+			resp["version"] = in.Version
+		}
+		if diags != nil {
+			resp["diagnostics"] = diags()
+		}
+		writeJSON(w, resp)
+	})
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/metrics", promhttp.HandlerFor(s.opts.Metrics.Registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if s.Input() == nil {
+			http.Error(w, "no configuration loaded yet", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
+	return mux
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}

@@ -1,0 +1,421 @@
+package xds
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"log/slog"
+	"net"
+	"sort"
+	"sync"
+	"time"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/watch"
+)
+
+// SecretProvider hands out key material for a proven identity. It must only ever
+// mint for the identity it is given (which comes from the proxy's token).
+type SecretProvider interface {
+	WorkloadSecret(id Identity) (WorkloadSecret, error)
+}
+
+// Options configure a Server.
+type Options struct {
+	Log     *slog.Logger
+	Auth    Authenticator
+	Secrets SecretProvider
+	Replica string // this wardend's name in status output
+	Metrics *Metrics
+	Now     func() time.Time
+	// ServerCert returns wardend's current serving certificate (rotated by the caller).
+	ServerCert func() (*tls.Certificate, error)
+}
+
+// proxy is one connected Envoy, keyed by node id.
+type proxy struct {
+	ident   Identity
+	node    nodeInfo
+	streams map[int64]bool
+	// versions last set in the cache, to skip pushes that change nothing.
+	versions map[string]string
+	lastErr  string
+}
+
+// Server is Warden's xDS server.
+type Server struct {
+	opts    Options
+	log     *slog.Logger
+	cache   cache.SnapshotCache
+	tracker *Tracker
+
+	mu      sync.Mutex
+	input   *watch.Input
+	gen     uint64                   // bumped by every SetInput and Refresh
+	proxies map[string]*proxy        // by node id
+	streams map[int64]*streamBinding // by stream id
+
+	buildMu sync.Mutex // serialises snapshot builds so SetSnapshot order follows input order
+	dirty   chan struct{}
+}
+
+type streamBinding struct {
+	ident  Identity
+	nodeID string // set once the first request has been checked
+	delta  bool
+}
+
+// New returns a Server that serves nothing until SetInput is called once.
+func New(opts Options) *Server {
+	if opts.Log == nil {
+		opts.Log = slog.Default()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics()
+	}
+	s := &Server{opts: opts, log: opts.Log, proxies: map[string]*proxy{}, streams: map[int64]*streamBinding{},
+		dirty: make(chan struct{}, 1)}
+	s.tracker = NewTracker(opts.Replica, opts.Now, opts.Metrics)
+	s.cache = &parkingCache{SnapshotCache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), tracker: s.tracker}
+	return s
+}
+
+// Tracker exposes sync status.
+func (s *Server) Tracker() *Tracker { return s.tracker }
+
+// Input returns the input currently served (nil before the first).
+func (s *Server) Input() *watch.Input {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.input
+}
+
+// SetInput installs a new mesh snapshot; affected proxies are re-pushed asynchronously.
+func (s *Server) SetInput(in *watch.Input) {
+	s.mu.Lock()
+	s.input = in
+	s.gen++
+	gen := s.gen
+	s.mu.Unlock()
+	s.tracker.NewInput(gen)
+	s.markDirty()
+}
+
+// Refresh re-evaluates every proxy (e.g. after certificates rotated).
+func (s *Server) Refresh() {
+	s.mu.Lock()
+	s.gen++
+	gen := s.gen
+	s.mu.Unlock()
+	s.tracker.NewInput(gen)
+	s.markDirty()
+}
+
+func (s *Server) markDirty() {
+	select {
+	case s.dirty <- struct{}{}:
+	default:
+	}
+}
+
+// Serve runs the gRPC server on lis until ctx ends.
+func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
+	xs := serverv3.NewServer(ctx, s.cache, s.callbacks())
+	var opts []grpc.ServerOption
+	if s.opts.ServerCert != nil {
+		opts = append(opts, grpc.Creds(credentials.NewTLS(&tls.Config{
+			MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+				return s.opts.ServerCert()
+			},
+		})))
+	}
+	opts = append(opts,
+		grpc.MaxConcurrentStreams(1<<20),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+	)
+	gs := grpc.NewServer(opts...)
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, xs)
+	registerCSDS(gs, s)
+
+	go s.pushLoop(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- gs.Serve(lis) }()
+	select {
+	case <-ctx.Done():
+		stopped := make(chan struct{})
+		go func() { gs.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			gs.Stop()
+		}
+		return nil
+	case err := <-errc:
+		return err
+	}
+}
+
+// pushLoop rebuilds snapshots when the input changed, coalescing bursts.
+func (s *Server) pushLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.dirty:
+			s.pushAll(ctx)
+		}
+	}
+}
+
+func (s *Server) pushAll(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.proxies))
+	for id := range s.proxies {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	sort.Strings(ids)
+	start := s.opts.Now()
+	pushed := 0
+	for _, id := range ids {
+		if ctx.Err() != nil {
+			return
+		}
+		changed, err := s.rebuild(id)
+		if err != nil {
+			s.log.Error("proxy configuration not updated; it keeps its last good configuration", "proxy", id, "err", err)
+			continue
+		}
+		if changed {
+			pushed++
+		}
+	}
+	if len(ids) > 0 {
+		s.log.Info("configuration evaluated", "proxies", len(ids), "pushed", pushed, "took", s.opts.Now().Sub(start).Round(time.Microsecond))
+	}
+}
+
+// rebuild translates and sets one proxy's snapshot; it reports whether anything changed.
+func (s *Server) rebuild(id string) (bool, error) {
+	s.buildMu.Lock()
+	defer s.buildMu.Unlock()
+	s.mu.Lock()
+	p := s.proxies[id]
+	in, gen := s.input, s.gen
+	s.mu.Unlock()
+	if p == nil || in == nil {
+		return false, nil
+	}
+	tp := translate.Proxy{ID: id, Namespace: p.ident.Namespace, Pod: p.ident.Pod, ServiceAccount: p.ident.ServiceAccount,
+		Labels: p.node.Labels, Gateway: p.node.Gateway}
+	if len(p.node.IPs) > 0 {
+		tp.IP = p.node.IPs[0]
+	}
+	out := translate.Translate(in, tp)
+	sec, err := s.opts.Secrets.WorkloadSecret(p.ident)
+	if err != nil {
+		return false, fmt.Errorf("workload certificate for %s/%s: %w", p.ident.Namespace, p.ident.ServiceAccount, err)
+	}
+	snap, versions, counts, err := buildSnapshot(out, sec)
+	if err != nil {
+		return false, err
+	}
+	if sameVersions(p.versions, versions) {
+		s.tracker.Evaluated(id, gen)
+		return false, nil
+	}
+	// Record the intent before the cache can answer, so an ACK is never seen before its intent.
+	s.tracker.Intended(id, versions, counts)
+	if err := s.cache.SetSnapshot(context.Background(), id, snap); err != nil {
+		return false, fmt.Errorf("set snapshot: %w", err)
+	}
+	s.mu.Lock()
+	if cur := s.proxies[id]; cur == p {
+		p.versions = versions
+	}
+	s.mu.Unlock()
+	s.tracker.Evaluated(id, gen)
+	return true, nil
+}
+
+func sameVersions(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// ServedResources returns the resources currently set for a proxy, for debugging.
+func (s *Server) ServedResources(id string) (cache.ResourceSnapshot, error) {
+	return s.cache.GetSnapshot(id)
+}
+
+// --- stream callbacks ---
+
+// streamKey makes stream ids unique across protocols: go-control-plane numbers SotW
+// and delta streams with separate counters, so both start at 1.
+func streamKey(sid int64, delta bool) int64 {
+	if delta {
+		return -sid
+	}
+	return sid
+}
+
+func (s *Server) callbacks() serverv3.Callbacks {
+	return serverv3.CallbackFuncs{
+		StreamOpenFunc: func(ctx context.Context, sid int64, _ string) error {
+			return s.open(ctx, streamKey(sid, false), false)
+		},
+		DeltaStreamOpenFunc: func(ctx context.Context, sid int64, _ string) error {
+			return s.open(ctx, streamKey(sid, true), true)
+		},
+		StreamClosedFunc:      func(sid int64, _ *core.Node) { s.closed(streamKey(sid, false)) },
+		DeltaStreamClosedFunc: func(sid int64, _ *core.Node) { s.closed(streamKey(sid, true)) },
+		StreamRequestFunc: func(sid int64, req *discovery.DiscoveryRequest) error {
+			return s.request(streamKey(sid, false), req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage())
+		},
+		StreamDeltaRequestFunc: func(sid int64, req *discovery.DeltaDiscoveryRequest) error {
+			return s.request(streamKey(sid, true), req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage())
+		},
+		StreamResponseFunc: func(_ context.Context, sid int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
+			s.sent(streamKey(sid, false), resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), respSize(resp.GetResources()))
+		},
+		StreamDeltaResponseFunc: func(sid int64, _ *discovery.DeltaDiscoveryRequest, resp *discovery.DeltaDiscoveryResponse) {
+			size := 0
+			for _, r := range resp.GetResources() {
+				size += len(r.GetResource().GetValue())
+			}
+			s.sent(streamKey(sid, true), resp.GetTypeUrl(), resp.GetSystemVersionInfo(), resp.GetNonce(), size)
+		},
+	}
+}
+
+func (s *Server) open(ctx context.Context, sid int64, delta bool) error {
+	tok, err := bearerToken(ctx)
+	if err == nil {
+		var id Identity
+		id, err = s.opts.Auth.Authenticate(ctx, tok)
+		if err == nil {
+			s.mu.Lock()
+			s.streams[sid] = &streamBinding{ident: id, delta: delta}
+			s.mu.Unlock()
+			return nil
+		}
+	}
+	s.opts.Metrics.authFails.Inc()
+	s.log.Warn("xDS stream rejected: proxy could not prove its identity", "stream", sid, "err", err)
+	return status.Error(codes.Unauthenticated, err.Error())
+}
+
+func (s *Server) request(sid int64, node *core.Node, typeURL, nonce, version, errMsg string) error {
+	s.mu.Lock()
+	b := s.streams[sid]
+	s.mu.Unlock()
+	if b == nil {
+		return status.Error(codes.Unauthenticated, "stream not authenticated")
+	}
+	if b.nodeID == "" {
+		if err := s.bind(sid, b, node); err != nil {
+			return err
+		}
+	}
+	if s.tracker.Request(b.nodeID, typeURL, nonce, version, errMsg) {
+		s.log.Warn("Envoy rejected configuration (NACK); it keeps its previous configuration and Warden will not resend until the input changes",
+			"proxy", b.nodeID, "type", shortName(typeURL), "error", errMsg)
+	}
+	return nil
+}
+
+// bind checks a stream's node against its proven identity and builds its first snapshot.
+func (s *Server) bind(sid int64, b *streamBinding, node *core.Node) error {
+	if node == nil {
+		return status.Error(codes.InvalidArgument, "first request carries no node")
+	}
+	ni := parseNode(node)
+	if err := checkNode(b.ident, ni); err != nil {
+		s.log.Error("xDS stream rejected", "stream", sid, "err", err)
+		return status.Error(codes.PermissionDenied, err.Error())
+	}
+	id := ni.ID
+	s.mu.Lock()
+	b.nodeID = id
+	p := s.proxies[id]
+	if p == nil {
+		p = &proxy{streams: map[int64]bool{}}
+		s.proxies[id] = p
+	}
+	p.ident, p.node = b.ident, ni
+	p.streams[sid] = true
+	s.mu.Unlock()
+	s.tracker.Connected(sid, id, b.ident, ni.EnvoyVersion)
+	s.log.Info("proxy connected", "proxy", id, "serviceAccount", b.ident.ServiceAccount, "envoy", ni.EnvoyVersion, "delta", b.delta)
+	if _, err := s.rebuild(id); err != nil {
+		s.log.Error("cannot build configuration for proxy", "proxy", id, "err", err)
+		return status.Error(codes.Internal, "cannot build configuration: "+err.Error())
+	}
+	return nil
+}
+
+func (s *Server) sent(sid int64, typeURL, version, nonce string, size int) {
+	s.mu.Lock()
+	b := s.streams[sid]
+	s.mu.Unlock()
+	if b == nil || b.nodeID == "" {
+		return
+	}
+	s.tracker.Sent(b.nodeID, typeURL, version, nonce, size)
+}
+
+func (s *Server) closed(sid int64) {
+	s.mu.Lock()
+	b := s.streams[sid]
+	delete(s.streams, sid)
+	var last bool
+	if b != nil && b.nodeID != "" {
+		if p := s.proxies[b.nodeID]; p != nil {
+			delete(p.streams, sid)
+			if len(p.streams) == 0 {
+				delete(s.proxies, b.nodeID)
+				last = true
+			}
+		}
+	}
+	s.mu.Unlock()
+	if b == nil || b.nodeID == "" {
+		return
+	}
+	s.tracker.Disconnected(sid, b.nodeID)
+	if last {
+		s.cache.ClearSnapshot(b.nodeID)
+		s.log.Info("proxy disconnected", "proxy", b.nodeID)
+	}
+}
+
+func respSize(rs []*anypb.Any) int {
+	n := 0
+	for _, r := range rs {
+		n += len(r.GetValue())
+	}
+	return n
+}
