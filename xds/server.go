@@ -62,6 +62,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	input   *watch.Input
+	index   *translate.Index         // derived from input once, shared by every proxy's translation
 	gen     uint64                   // bumped by every SetInput and Refresh
 	proxies map[string]*proxy        // by node id
 	streams map[int64]*streamBinding // by stream id
@@ -106,8 +107,9 @@ func (s *Server) Input() *watch.Input {
 
 // SetInput installs a new mesh snapshot; affected proxies are re-pushed asynchronously.
 func (s *Server) SetInput(in *watch.Input) {
+	x := translate.NewIndex(in)
 	s.mu.Lock()
-	s.input = in
+	s.input, s.index = in, x
 	s.gen++
 	gen := s.gen
 	s.mu.Unlock()
@@ -217,9 +219,9 @@ func (s *Server) rebuild(id string) (bool, error) {
 	defer s.buildMu.Unlock()
 	s.mu.Lock()
 	p := s.proxies[id]
-	in, gen := s.input, s.gen
+	x, gen := s.index, s.gen
 	s.mu.Unlock()
-	if p == nil || in == nil {
+	if p == nil || x == nil {
 		return false, nil
 	}
 	tp := translate.Proxy{ID: id, Namespace: p.ident.Namespace, Pod: p.ident.Pod, ServiceAccount: p.ident.ServiceAccount,
@@ -227,7 +229,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if len(p.node.IPs) > 0 {
 		tp.IP = p.node.IPs[0]
 	}
-	out := translate.Translate(in, tp)
+	out := x.Translate(tp)
 	sec, err := s.opts.Secrets.WorkloadSecret(p.ident)
 	if err != nil {
 		return false, fmt.Errorf("workload certificate for %s/%s: %w", p.ident.Namespace, p.ident.ServiceAccount, err)

@@ -81,20 +81,44 @@ func newLogger(level string) (*slog.Logger, error) {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})), nil
 }
 
+// source produces whole mesh inputs: the directory watcher, or (Kubernetes mode) the
+// informers. It sends the first Input only once it has a complete view.
+type source interface {
+	Run(ctx context.Context, out chan<- *watch.Input) error
+	Diagnostics() []watch.Diagnostic
+}
+
+func newSource(o options, log *slog.Logger) (source, error) {
+	if o.configDir == "" {
+		return nil, errors.New("--config-dir is required")
+	}
+	return watch.NewDirWatcher(o.configDir, log), nil
+}
+
 func run(ctx context.Context, o options) error {
 	log, err := newLogger(o.logLevel)
 	if err != nil {
 		return err
 	}
-	if o.configDir == "" {
-		return errors.New("--config-dir is required (Kubernetes mode is not available in this build)")
-	}
-	// The first load decides the trust domain the CA signs for.
-	first, diags, err := watch.LoadDir(o.configDir)
+	src, err := newSource(o, log)
 	if err != nil {
-		return fmt.Errorf("load %s: %w", o.configDir, err)
+		return err
 	}
-	for _, d := range diags {
+	errc := make(chan error, 4)
+	inputs := make(chan *watch.Input, 1)
+	go func() { errc <- src.Run(ctx, inputs) }()
+
+	// Nothing is served until the source has a complete first view: the trust domain
+	// the CA signs for comes from it, and an empty view must never be pushed.
+	var first *watch.Input
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-errc:
+		return fmt.Errorf("configuration source: %w", err)
+	case first = <-inputs:
+	}
+	for _, d := range first.Diagnostics {
 		logDiagnostic(log, d)
 	}
 	ca, err := certs.LoadOrCreateCA(o.stateDir, first.TrustDomain, time.Now)
@@ -105,6 +129,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("token key: %w", err)
 	}
+	var auth xds.Authenticator = &xds.TokenAuth{Signer: signer}
 	store := certs.NewStore(ca, o.certTTL, time.Now, certs.WithLogger(log))
 	metrics := xds.NewMetrics()
 	wid, err := xds.WardendID(ca.TrustDomain(), o.namespace)
@@ -122,18 +147,25 @@ func run(ctx context.Context, o options) error {
 	}
 	srv := xds.New(xds.Options{
 		Log:        log,
-		Auth:       &xds.TokenAuth{Signer: signer},
+		Auth:       auth,
 		Secrets:    &xds.CertSecrets{CA: ca, Store: store},
 		Replica:    o.replica,
 		Metrics:    metrics,
 		ServerCert: serving.Get,
 	})
 	srv.RegisterCertMetrics(store, ca)
-	srv.SetInput(first)
-	log.Info("configuration loaded", "dir", o.configDir, "version", first.Version, "trustDomain", first.TrustDomain,
-		"problems", len(diags))
+	setInput := func(in *watch.Input) {
+		srv.SetInput(in)
+		metrics.ConfigErrors.Reset()
+		for _, d := range in.Diagnostics {
+			if d.IsError() {
+				metrics.ConfigErrors.WithLabelValues(d.Kind).Inc()
+			}
+		}
+	}
+	setInput(first)
+	log.Info("configuration loaded", "version", first.Version, "trustDomain", first.TrustDomain, "problems", len(first.Diagnostics))
 
-	watcher := watch.NewDirWatcher(o.configDir, log)
 	lis, err := net.Listen("tcp", o.xdsAddr)
 	if err != nil {
 		return fmt.Errorf("xDS listen %s: %w", o.xdsAddr, err)
@@ -142,19 +174,16 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("debug listen %s: %w", o.debugAddr, err)
 	}
-	debug := &http.Server{Handler: srv.DebugHandler(watcher.Diagnostics), ReadHeaderTimeout: 5 * time.Second}
+	debug := &http.Server{Handler: srv.DebugHandler(src.Diagnostics), ReadHeaderTimeout: 5 * time.Second}
 	log.Info("wardend serving", "xds", lis.Addr().String(), "debug", dlis.Addr().String(), "stateDir", o.stateDir,
 		"identity", wid.String())
 
-	errc := make(chan error, 4)
 	go func() { errc <- srv.Serve(ctx, lis) }()
 	go func() {
 		if err := debug.Serve(dlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			errc <- err
 		}
 	}()
-	inputs := make(chan *watch.Input, 1)
-	go func() { errc <- watcher.Run(ctx, inputs) }()
 	go store.RunRotation(ctx, func(ids []spiffeid.ID) {
 		log.Info("workload certificates rotated", "count", len(ids))
 		srv.Refresh()
@@ -171,13 +200,7 @@ func run(ctx context.Context, o options) error {
 				log.Error("trust domain changed in MeshConfig; restart wardend to re-issue certificates for it",
 					"serving", first.TrustDomain, "configured", in.TrustDomain)
 			}
-			srv.SetInput(in)
-			metrics.ConfigErrors.Reset()
-			for _, d := range in.Diagnostics {
-				if d.IsError() {
-					metrics.ConfigErrors.WithLabelValues(d.Kind).Inc()
-				}
-			}
+			setInput(in)
 			log.Info("configuration reloaded", "version", in.Version, "problems", len(in.Diagnostics))
 		case err := <-errc:
 			if err != nil && ctx.Err() == nil {
