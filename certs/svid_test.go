@@ -49,11 +49,11 @@ func TestSignWorkload(t *testing.T) {
 	if want := t0.Add(-ClockSkew); !leaf.NotBefore.Equal(want) {
 		t.Errorf("NotBefore = %v, want %v", leaf.NotBefore, want)
 	}
-	if want := t0.Add(6 * time.Hour); !svid.NotAfter.Equal(want) || !leaf.NotAfter.Equal(want) {
+	if want := t0.Add(-ClockSkew).Add(6 * time.Hour); !svid.NotAfter.Equal(want) || !leaf.NotAfter.Equal(want) {
 		t.Errorf("NotAfter = %v, want %v", svid.NotAfter, want)
 	}
-	// Lifetime is 6h1m (back-dated a minute); half of it is 3h0m30s.
-	if want := t0.Add(-ClockSkew).Add(3*time.Hour + 30*time.Second); !svid.RotateAt().Equal(want) {
+	// The whole lifetime is the 6 h TTL (back-dated a minute); rotation is at half of it.
+	if want := t0.Add(-ClockSkew).Add(3 * time.Hour); !svid.RotateAt().Equal(want) {
 		t.Errorf("RotateAt = %v, want %v", svid.RotateAt(), want)
 	}
 	if bits := leaf.SerialNumber.BitLen(); bits > 128 || bits < 64 {

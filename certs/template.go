@@ -44,8 +44,10 @@ func serverSpec(id spiffeid.ID, dnsNames []string, ips []net.IP, ttl time.Durati
 }
 
 // leafTemplate builds the certificate template for spec at time now. It is
-// pure: the clock and the serial are inputs. NotAfter is now+ttl, clamped to
-// caNotAfter so that a leaf never outlives the CA that signs it.
+// pure: the clock and the serial are inputs. The whole lifetime is ttl, back-dated by
+// ClockSkew (NotBefore = now-ClockSkew, NotAfter = NotBefore+ttl), so a 24 h TTL means
+// a certificate valid for 24 h at most; NotAfter is clamped to caNotAfter so that a
+// leaf never outlives the CA that signs it.
 func leafTemplate(spec leafSpec, serial *big.Int, now, caNotAfter time.Time) (*x509.Certificate, error) {
 	switch {
 	case spec.id.IsZero():
@@ -55,7 +57,7 @@ func leafTemplate(spec leafSpec, serial *big.Int, now, caNotAfter time.Time) (*x
 	case serial == nil || serial.Sign() <= 0:
 		return nil, errors.New("serial number must be positive")
 	}
-	notAfter := now.Add(spec.ttl)
+	notAfter := now.Add(-ClockSkew).Add(spec.ttl)
 	if notAfter.After(caNotAfter) {
 		notAfter = caNotAfter
 	}

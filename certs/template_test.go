@@ -27,7 +27,7 @@ func TestLeafTemplate(t *testing.T) {
 	if want := t0.Add(-time.Minute); !tmpl.NotBefore.Equal(want) {
 		t.Errorf("NotBefore = %v, want %v", tmpl.NotBefore, want)
 	}
-	if want := t0.Add(24 * time.Hour); !tmpl.NotAfter.Equal(want) {
+	if want := t0.Add(-time.Minute).Add(24 * time.Hour); !tmpl.NotAfter.Equal(want) {
 		t.Errorf("NotAfter = %v, want %v", tmpl.NotAfter, want)
 	}
 	if tmpl.IsCA || tmpl.KeyUsage != x509.KeyUsageDigitalSignature|x509.KeyUsageKeyEncipherment {

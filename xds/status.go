@@ -32,6 +32,7 @@ var ShortTypes = []string{"CDS", "LDS", "EDS", "RDS", "SDS"}
 type typeState struct {
 	intended     string // version of the current snapshot for this type ("" = none)
 	empty        bool   // the current snapshot has no resources of this type
+	requested    bool   // the proxy has subscribed to this type
 	intendedAt   time.Time
 	sentVersion  string
 	sentNonce    string
@@ -196,11 +197,12 @@ func (t *Tracker) Request(id, typeURL, nonce, version, errMsg string) (nack bool
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.proxies[id]
-	if p == nil || nonce == "" {
+	if p == nil {
 		return false
 	}
 	s := p.typ(typeURL)
-	if nonce != s.sentNonce {
+	s.requested = true
+	if nonce == "" || nonce != s.sentNonce {
 		return false
 	}
 	now := t.now()
@@ -265,11 +267,15 @@ type TypeStatus struct {
 	// Empty means Warden has nothing of this type for the proxy, so NOT SENT is expected
 	// (Envoy never asks for routes when no listener refers to any).
 	Empty bool `json:"empty,omitempty"`
+	// Requested means the proxy has subscribed to this type. Envoy subscribes to a type
+	// only when its configuration refers to one (no SDS without a TLS context).
+	Requested bool `json:"requested,omitempty"`
 }
 
-// InSync reports whether this type needs nothing more: SYNCED, or nothing to send.
+// InSync reports whether this type needs nothing more: SYNCED, or NOT SENT because
+// there is nothing to send or the proxy does not subscribe to the type.
 func (ts TypeStatus) InSync() bool {
-	return ts.Status == StatusSynced || (ts.Status == StatusNotSent && ts.Empty)
+	return ts.Status == StatusSynced || (ts.Status == StatusNotSent && (ts.Empty || !ts.Requested))
 }
 
 // ProxyStatus is one row of `wardenctl status`.
@@ -327,7 +333,7 @@ func (p *proxyState) typeStatus(url string, now time.Time) TypeStatus {
 		return TypeStatus{Status: StatusNotSent}
 	}
 	ts := TypeStatus{Intended: s.intended, Sent: s.sentVersion, Acked: s.ackedVersion, LastAckAt: s.ackedAt,
-		SentNonce: s.sentNonce, AckedNonce: s.ackedNonce, Pushes: s.pushes, Empty: s.empty}
+		SentNonce: s.sentNonce, AckedNonce: s.ackedNonce, Pushes: s.pushes, Empty: s.empty, Requested: s.requested}
 	switch {
 	case s.nackError != "":
 		ts.Status, ts.Error, ts.ErrorAt = StatusError, s.nackError, s.nackAt

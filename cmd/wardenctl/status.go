@@ -162,6 +162,9 @@ func cell(t xds.TypeStatus) string {
 		if t.Empty {
 			return "NOT SENT (none)"
 		}
+		if !t.Requested {
+			return "NOT SENT (not subscribed)"
+		}
 	}
 	return t.Status
 }

@@ -43,28 +43,79 @@ func (p *Pod) ID() string { return p.Opts.Name + "." + p.Opts.Namespace }
 
 // AddPod creates the pod's network namespace and starts its app (and sidecar).
 func (m *Mesh) AddPod(ctx context.Context, o PodOptions) (*Pod, error) {
-	if o.ServiceAccount == "" {
-		o.ServiceAccount = "default"
-	}
-	cp, err := m.Cluster.AddPod(ctx, cluster.PodSpec{Namespace: o.Namespace, Name: o.Name})
+	p, err := m.CreatePod(ctx, o.Namespace, o.Name)
 	if err != nil {
 		return nil, err
 	}
-	p := &Pod{Pod: cp, Opts: o}
-	if !o.Gateway {
-		if err := m.startApp(p); err != nil {
-			return nil, err
-		}
+	if err := m.StartPod(ctx, p, o); err != nil {
+		return nil, err
 	}
-	if o.Sidecar || o.Gateway {
-		if err := m.startEnvoy(ctx, p); err != nil {
-			return nil, err
-		}
+	return p, nil
+}
+
+// CreatePod creates the pod's network namespace only: its IP is known from here on,
+// as a kubelet knows it before the containers start.
+func (m *Mesh) CreatePod(ctx context.Context, namespace, name string) (*Pod, error) {
+	cp, err := m.Cluster.AddPod(ctx, cluster.PodSpec{Namespace: namespace, Name: name})
+	if err != nil {
+		return nil, err
 	}
+	p := &Pod{Pod: cp, Opts: PodOptions{Namespace: namespace, Name: name}}
 	m.mu.Lock()
 	m.pods[p.ID()] = p
 	m.mu.Unlock()
 	return p, nil
+}
+
+// StartPod starts the pod's processes as o describes: the app unless it is a gateway,
+// and Envoy (with capture rules for a sidecar) when it has one.
+func (m *Mesh) StartPod(ctx context.Context, p *Pod, o PodOptions) error {
+	if o.ServiceAccount == "" {
+		o.ServiceAccount = "default"
+	}
+	o.Namespace, o.Name = p.Opts.Namespace, p.Opts.Name
+	p.Opts = o
+	if !o.Gateway && len(o.HTTPPorts)+len(o.TCPPorts) > 0 {
+		if err := m.startApp(p); err != nil {
+			return err
+		}
+	}
+	if o.Sidecar || o.Gateway {
+		if err := m.startEnvoy(ctx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// StopPod stops the pod's processes and removes its capture rules; the network
+// namespace and IP stay, so StartPod can start it again with other options.
+func (m *Mesh) StopPod(ctx context.Context, p *Pod) error {
+	var errs []error
+	for _, pr := range []*cluster.Process{p.Envoy, p.App} {
+		if pr != nil {
+			if err := pr.Stop(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	p.Envoy, p.App = nil, nil
+	if out, err := p.Exec(ctx, m.Bin.Wardenctl, "capture", "remove"); err != nil {
+		errs = append(errs, fmt.Errorf("pod %s: wardenctl capture remove: %v: %s", p.ID(), err, out))
+	}
+	return errors.Join(errs...)
+}
+
+// Pods returns every pod, sorted by id.
+func (m *Mesh) Pods() []*Pod {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]*Pod, 0, len(m.pods))
+	for _, p := range m.pods {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID() < out[j].ID() })
+	return out
 }
 
 func joinPorts(ps []uint32) string {
@@ -183,7 +234,7 @@ func (m *Mesh) Request(ctx context.Context, from *Pod, method, url string, heade
 
 // WaitAppReady waits until the pod's app answers on its first HTTP port from inside the pod.
 func (m *Mesh) WaitAppReady(ctx context.Context, p *Pod) error {
-	if len(p.Opts.HTTPPorts) == 0 {
+	if len(p.Opts.HTTPPorts) == 0 || p.App == nil {
 		return nil
 	}
 	url := "http://127.0.0.1:" + strconv.Itoa(int(p.Opts.HTTPPorts[0])) + "/healthz"
@@ -214,14 +265,7 @@ func (m *Mesh) EnvoyConfigDump(ctx context.Context, p *Pod) (string, error) {
 func (m *Mesh) Diagnose(ctx context.Context) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "--- wardend log (tail) ---\n%s\n", m.WardendLogTail(40))
-	m.mu.Lock()
-	pods := make([]*Pod, 0, len(m.pods))
-	for _, p := range m.pods {
-		pods = append(pods, p)
-	}
-	m.mu.Unlock()
-	sort.Slice(pods, func(i, j int) bool { return pods[i].ID() < pods[j].ID() })
-	for _, p := range pods {
+	for _, p := range m.Pods() {
 		if p.Envoy != nil {
 			fmt.Fprintf(&b, "--- envoy %s log (tail) ---\n%s\n", p.ID(), p.Envoy.LogTail(20))
 		}

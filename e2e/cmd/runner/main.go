@@ -1,0 +1,79 @@
+// Command runner runs Warden's end-to-end scenarios: every *.yaml directly in the given
+// folder (format: shared/docs/scenarios.md), against real wardend, stock Envoy and
+// network-namespace pods. It prints PASS/FAIL per step and `N passed, N failed`, and
+// exits non-zero if anything failed or could not run.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/wardenmesh/warden/e2e/runner"
+	"github.com/wardenmesh/warden/e2e/scenario"
+)
+
+func main() {
+	dir := flag.String("scenarios", "e2e/scenarios", "folder of scenario files (*.yaml directly in it)")
+	table := flag.Bool("table", false, "print a table per scenario (make demo)")
+	run := flag.String("run", "", "only scenarios whose name contains this")
+	verbose := flag.Bool("v", false, "log progress")
+	flag.Parse()
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	start := time.Now()
+	scs, loadErr := scenario.LoadDir(*dir)
+	if loadErr != nil && len(scs) == 0 {
+		fmt.Fprintf(os.Stdout, "FAIL %s: %v\n0 passed, 1 failed\n", *dir, loadErr)
+		os.Exit(1)
+	}
+	if loadErr != nil {
+		// Files that do not load fail; the others still run.
+		fmt.Fprintf(os.Stdout, "FAIL %s: %v\n", *dir, loadErr)
+	}
+	if *run != "" {
+		var keep []*scenario.Scenario
+		for _, sc := range scs {
+			if contains(sc.Name, *run) {
+				keep = append(keep, sc)
+			}
+		}
+		scs = keep
+	}
+	if len(scs) == 0 {
+		fmt.Fprintf(os.Stdout, "FAIL %s: no scenarios found\n0 passed, 1 failed\n", *dir)
+		os.Exit(1)
+	}
+	lvl := slog.LevelWarn
+	if *verbose {
+		lvl = slog.LevelInfo
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	sum := runner.Run(ctx, scs, runner.Options{Out: os.Stdout, Log: log, Table: *table, ExtraFailed: boolInt(loadErr != nil)})
+	fmt.Fprintf(os.Stdout, "== %d scenario(s) in %s\n", len(scs), time.Since(start).Round(time.Second))
+	if sum.Failed > 0 || ctx.Err() != nil {
+		os.Exit(1)
+	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func contains(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if s[i:i+len(sub)] == sub {
+			return true
+		}
+	}
+	return false
+}

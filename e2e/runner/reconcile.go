@@ -1,0 +1,93 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/wardenmesh/warden/e2e/harness"
+)
+
+// syncTimeout bounds every wait for the mesh to converge.
+const syncTimeout = 60 * time.Second
+
+// reconcile makes the cluster match the applied objects, as a kubelet, kube-proxy and
+// kube-dns would, hands the objects to wardend, and waits until every proxy is SYNCED
+// on the new configuration. It returns how long the wait for convergence took.
+func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
+	in := w.build(nil)
+	desired := w.desiredPods(in)
+	pods := map[string]*harness.Pod{}
+	var started []*harness.Pod
+	for key, spec := range desired {
+		p := w.mesh.Pod(spec.opts.Name + "." + spec.opts.Namespace)
+		if p == nil {
+			var err error
+			if p, err = w.mesh.CreatePod(ctx, spec.opts.Namespace, spec.opts.Name); err != nil {
+				return 0, err
+			}
+		}
+		pods[key] = p
+	}
+	// Stop pods that are gone or changed (a new injection decision, labels, ports).
+	for _, p := range w.mesh.Pods() {
+		if p == w.outside {
+			continue
+		}
+		spec, ok := desired[p.Opts.Namespace+"/"+p.Opts.Name]
+		running := p.App != nil || p.Envoy != nil
+		if running && (!ok || !spec.equal(podSpec{opts: p.Opts})) {
+			if err := w.mesh.StopPod(ctx, p); err != nil {
+				return 0, err
+			}
+		}
+	}
+	docs, err := w.withStatus(pods)
+	if err != nil {
+		return 0, err
+	}
+	in = w.build(docs)
+	w.input = in
+	if err := w.syncNetwork(ctx, in); err != nil {
+		return 0, err
+	}
+	prev, err := w.mesh.InputVersion(ctx)
+	if err != nil {
+		return 0, err
+	}
+	start := time.Now()
+	changed, err := w.writeConfig(docs)
+	if err != nil {
+		return 0, err
+	}
+	if changed {
+		if err := w.mesh.WaitInputChange(ctx, prev, syncTimeout); err != nil {
+			return 0, err
+		}
+	}
+	for key, spec := range desired {
+		p := pods[key]
+		if p.App != nil || p.Envoy != nil {
+			continue
+		}
+		if err := w.mesh.StartPod(ctx, p, spec.opts); err != nil {
+			return 0, err
+		}
+		started = append(started, p)
+	}
+	for _, p := range started {
+		if err := w.mesh.WaitAppReady(ctx, p); err != nil {
+			return 0, err
+		}
+	}
+	var proxies []string
+	for _, p := range w.mesh.Pods() {
+		if p.Envoy != nil {
+			proxies = append(proxies, p.ID())
+		}
+	}
+	if _, err := w.mesh.WaitSynced(ctx, proxies, syncTimeout); err != nil {
+		return 0, fmt.Errorf("mesh did not converge: %w", err)
+	}
+	return time.Since(start), nil
+}

@@ -1,0 +1,197 @@
+// Package runner executes end-to-end scenarios (format: shared/docs/scenarios.md) against
+// real processes: wardend, stock Envoy sidecars and the test app in network namespaces.
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/wardenmesh/warden/e2e/harness"
+	"github.com/wardenmesh/warden/e2e/scenario"
+)
+
+// Options configure a run.
+type Options struct {
+	Out   io.Writer
+	Log   *slog.Logger
+	Table bool // print a table a person reads at a glance (make demo)
+	// StepHook, when set, sees every request step's outcome (e.g. to replay it elsewhere).
+	StepHook func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool)
+	// ExtraFailed counts failures found before running (files that did not load).
+	ExtraFailed int
+}
+
+// Summary counts step results.
+type Summary struct{ Passed, Failed int }
+
+// Run runs every scenario in order and prints PASS/FAIL lines and the closing count.
+func Run(ctx context.Context, scs []*scenario.Scenario, o Options) Summary {
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	sum := Summary{Failed: o.ExtraFailed}
+	for _, sc := range scs {
+		if ctx.Err() != nil {
+			break
+		}
+		s := runScenario(ctx, sc, o)
+		sum.Passed += s.Passed
+		sum.Failed += s.Failed
+	}
+	fmt.Fprintf(o.Out, "%d passed, %d failed\n", sum.Passed, sum.Failed)
+	return sum
+}
+
+type tableRow struct{ step, flow, want, got, converge, result string }
+
+func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Summary) {
+	start := time.Now()
+	var rows []tableRow
+	defer func() {
+		if o.Table && len(rows) > 0 {
+			tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+			fmt.Fprintln(tw, "STEP\tCALLER -> TARGET\tEXPECTED\tGOT\tCONVERGED IN\tRESULT")
+			for _, r := range rows {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.step, r.flow, r.want, r.got, r.converge, r.result)
+			}
+			tw.Flush()
+		}
+		fmt.Fprintf(o.Out, "--- %s: %d passed, %d failed in %s\n", sc.Name, sum.Passed, sum.Failed, time.Since(start).Round(time.Millisecond))
+	}()
+	m, err := harness.Start(ctx, harness.Options{Log: o.Log})
+	if err != nil {
+		fmt.Fprintf(o.Out, "FAIL %s/setup: %v\n", sc.Name, err)
+		sum.Failed++
+		return sum
+	}
+	defer m.Close()
+	w := newWorld(m, sc)
+	setupFail := func(err error) Summary {
+		fmt.Fprintf(o.Out, "FAIL %s/setup: %v\n%s", sc.Name, err, indent(m.Diagnose(ctx)))
+		sum.Failed++
+		return sum
+	}
+	// The root namespace always exists, as in a cluster with Warden installed.
+	if err := w.apply([]scenario.ManifestRef{{Inline: "apiVersion: v1\nkind: Namespace\nmetadata: {name: istio-system}\n"}}); err != nil {
+		return setupFail(err)
+	}
+	if err := w.apply(sc.Manifests); err != nil {
+		return setupFail(err)
+	}
+	if w.outside, err = m.CreatePod(ctx, "outside", "client"); err != nil {
+		return setupFail(err)
+	}
+	if _, err := w.writeConfig(map[objKey][]byte{}); err != nil {
+		return setupFail(err)
+	}
+	if err := m.StartWardend(ctx); err != nil {
+		return setupFail(err)
+	}
+	took, err := w.reconcile(ctx)
+	if err != nil {
+		return setupFail(err)
+	}
+	fmt.Fprintf(o.Out, "=== %s: mesh ready, every proxy SYNCED (%s)\n", sc.Name, took.Round(time.Millisecond))
+	rows = append(rows, tableRow{"(setup)", "-", "all proxies SYNCED", "SYNCED", took.Round(time.Millisecond).String(), "ok"})
+	for i := range sc.Steps {
+		st := &sc.Steps[i]
+		res, err := w.runStep(ctx, st)
+		if err != nil {
+			fmt.Fprintf(o.Out, "FAIL %s/%s: %v\n%s", sc.Name, st.Name, err, indent(w.diagnose(ctx, nil)))
+			sum.Failed++
+			rows = append(rows, tableRow{st.Name, "-", "-", "error: " + truncate(err.Error(), 60), "-", "FAIL"})
+			continue
+		}
+		row := tableRow{step: st.Name, want: res.want, got: res.got, converge: "-", result: "PASS"}
+		if res.from != "" {
+			row.flow = res.from + " -> " + res.to
+		} else {
+			row.flow = string(st.Kind())
+		}
+		if st.Kind() == scenario.KindApply || st.Kind() == scenario.KindDelete {
+			row.converge = res.waited.Round(time.Millisecond).String()
+		}
+		if res.pass {
+			sum.Passed++
+			extra := ""
+			if st.Kind() == scenario.KindApply || st.Kind() == scenario.KindDelete {
+				extra = fmt.Sprintf(" (SYNCED in %s)", res.waited.Round(time.Millisecond))
+			}
+			fmt.Fprintf(o.Out, "PASS %s/%s%s\n", sc.Name, st.Name, extra)
+		} else {
+			sum.Failed++
+			row.result = "FAIL"
+			fmt.Fprintf(o.Out, "FAIL %s/%s: want %s got %s\n%s", sc.Name, st.Name, res.want, res.got, indent(w.diagnose(ctx, res.proxies)))
+		}
+		if o.StepHook != nil && st.Kind() == scenario.KindRequest {
+			o.StepHook(sc, st, m, res.pass)
+		}
+		rows = append(rows, row)
+	}
+	return sum
+}
+
+func (w *world) runStep(ctx context.Context, st *scenario.Step) (outcome, error) {
+	switch st.Kind() {
+	case scenario.KindRequest:
+		return w.runRequest(ctx, st)
+	case scenario.KindPeerCertificate:
+		return w.runPeerCert(ctx, st)
+	case scenario.KindApply:
+		if err := w.apply(st.Apply); err != nil {
+			return outcome{}, err
+		}
+	case scenario.KindDelete:
+		if err := w.remove(st.Delete); err != nil {
+			return outcome{}, err
+		}
+	default:
+		return outcome{}, fmt.Errorf("step has no kind")
+	}
+	took, err := w.reconcile(ctx)
+	if err != nil {
+		return outcome{}, err
+	}
+	return outcome{pass: true, want: "every proxy SYNCED", got: "SYNCED", waited: took}, nil
+}
+
+// diagnose prints what a person needs after a failure: the config dump and log tail
+// of the proxies involved, and wardend's log tail.
+func (w *world) diagnose(ctx context.Context, proxies []string) string {
+	var b strings.Builder
+	seen := map[string]bool{}
+	for _, id := range proxies {
+		if seen[id] {
+			continue
+		}
+		seen[id] = true
+		p := w.mesh.Pod(id)
+		if p == nil || p.Envoy == nil {
+			continue
+		}
+		dump, err := w.mesh.EnvoyConfigDump(ctx, p)
+		if err != nil {
+			dump = "config_dump unavailable: " + err.Error()
+		}
+		fmt.Fprintf(&b, "--- envoy %s config_dump ---\n%s\n--- envoy %s log (tail) ---\n%s\n",
+			id, truncate(dump, 12000), id, p.Envoy.LogTail(20))
+	}
+	fmt.Fprintf(&b, "--- wardend log (tail) ---\n%s\n", w.mesh.WardendLogTail(30))
+	return b.String()
+}
+
+func indent(s string) string {
+	if s == "" {
+		return ""
+	}
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	for i, l := range lines {
+		lines[i] = "    " + l
+	}
+	return strings.Join(lines, "\n") + "\n"
+}
