@@ -27,8 +27,8 @@ func Load(path string) (*Scenario, error) {
 	return parse(path, filepath.Dir(abs), data)
 }
 
-// Files lists the scenario files of dir: every regular `*.yaml` file directly in it
-// (not in subdirectories), sorted by file name.
+// Files lists the scenario files of dir: every `*.yaml` entry directly in it (not in
+// subdirectories) that is not a directory or other special file, sorted by file name.
 func Files(dir string) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
@@ -40,11 +40,10 @@ func Files(dir string) ([]string, error) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
-		info, err := os.Stat(path) // follows symbolic links
-		if err != nil {
-			return nil, fmt.Errorf("list scenarios: %w", err)
-		}
-		if info.Mode().IsRegular() {
+		// Stat follows symbolic links; a file that cannot be examined is listed so
+		// that loading it reports why.
+		info, err := os.Stat(path)
+		if err != nil || info.Mode().IsRegular() {
 			files = append(files, path)
 		}
 	}

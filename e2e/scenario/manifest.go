@@ -137,8 +137,21 @@ func splitDocuments(data []byte) ([]document, error) {
 		if !ok {
 			return nil, fmt.Errorf("document %d: want a mapping, got %s", n, describe(v))
 		}
-		docs = append(docs, document{raw: chunk, obj: obj})
+		docs = append(docs, document{raw: dropSeparators(chunk), obj: obj})
 	}
+}
+
+// dropSeparators removes the `---` lines the YAML reader leaves at the start of a
+// document that follows an empty one.
+func dropSeparators(chunk []byte) []byte {
+	for bytes.HasPrefix(chunk, []byte("---")) {
+		line, rest, _ := bytes.Cut(chunk, []byte("\n"))
+		if t := bytes.TrimSpace(line[3:]); len(t) > 0 && t[0] != '#' {
+			break // `--- value`: the separator starts the document's content
+		}
+		chunk = rest
+	}
+	return chunk
 }
 
 // fillDocument fills the namespace of one object, or of the items of a List.
