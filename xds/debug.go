@@ -59,7 +59,8 @@ func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
 					list = append(list, b)
 					continue
 				}
-				b, err := protojson.Marshal(items[n])
+				// Proto field names, as Envoy's own config_dump prints them, so the two compare.
+				b, err := protojson.MarshalOptions{UseProtoNames: true}.Marshal(items[n])
 				if err != nil {
 					http.Error(w, err.Error(), http.StatusInternalServerError)
 					return

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,19 +18,30 @@ import (
 
 func newStatusCmd() *cobra.Command {
 	var (
-		server, output string
-		failUnsynced   bool
-		timeout        time.Duration
+		servers                   []string
+		output, envoyAdmin, dumpF string
+		failUnsynced              bool
+		timeout                   time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "status [POD.NAMESPACE]",
 		Short: "Show whether each proxy runs the configuration wardend intends",
 		Long: `Show, per proxy and per xDS type, whether the proxy has acknowledged what wardend intends:
 SYNCED (acknowledged the current version), STALE (sent or due but not yet acknowledged; the
-age says how long), NOT SENT, or ERROR (Envoy rejected it; the reason is shown).`,
+age says how long), NOT SENT, or ERROR (Envoy rejected it; the reason is shown).
+
+With several wardend replicas, name them all (--server a,b): each proxy is shown once,
+from the replica it is connected to. With POD.NAMESPACE, the per-type detail is shown;
+add --envoy-admin URL (or --envoy-config-dump FILE, "-" for stdin) to compare what
+wardend intends with what that Envoy actually holds.`,
+		Example: `  wardenctl status
+  wardenctl status -o json --fail-unsynced
+  wardenctl status webapp.istioinaction --envoy-admin http://127.0.0.1:15000
+  kubectl exec webapp-0 -c istio-proxy -- curl -s 'localhost:15000/config_dump?include_eds' | \
+    wardenctl status webapp.istioinaction --envoy-config-dump -`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, err := fetchSyncz(server, timeout)
+			resp, owner, err := fetchAll(servers, timeout)
 			if err != nil {
 				return err
 			}
@@ -42,7 +54,25 @@ age says how long), NOT SENT, or ERROR (Envoy rejected it; the reason is shown).
 					}
 				}
 				if len(proxies) == 0 {
-					return fmt.Errorf("proxy %s is not connected to wardend at %s", args[0], server)
+					return fmt.Errorf("proxy %s is not connected to wardend at %s", args[0], strings.Join(servers, ", "))
+				}
+			}
+			var diffs []typeDiff
+			if len(args) == 1 && (envoyAdmin != "" || dumpF != "") {
+				want, err := fetchIntended(owner[args[0]], args[0], timeout)
+				if err != nil {
+					return err
+				}
+				dump, err := readEnvoyDump(envoyAdmin, dumpF, timeout)
+				if err != nil {
+					return err
+				}
+				got, err := envoyResources(dump)
+				if err != nil {
+					return err
+				}
+				if diffs, err = diffConfigs(want, got); err != nil {
+					return err
 				}
 			}
 			w := cmd.OutOrStdout()
@@ -50,7 +80,11 @@ age says how long), NOT SENT, or ERROR (Envoy rejected it; the reason is shown).
 			case "json":
 				enc := json.NewEncoder(w)
 				enc.SetIndent("", "  ")
-				if err := enc.Encode(jsonRows(proxies)); err != nil {
+				var v any = jsonRows(proxies)
+				if diffs != nil {
+					v = map[string]any{"proxy": jsonRows(proxies)[0], "diff": diffs}
+				}
+				if err := enc.Encode(v); err != nil {
 					return err
 				}
 			case "yaml":
@@ -64,6 +98,9 @@ age says how long), NOT SENT, or ERROR (Envoy rejected it; the reason is shown).
 			case "table", "":
 				if len(args) == 1 {
 					printDetail(w, proxies[0])
+					if diffs != nil {
+						printDiff(w, diffs)
+					}
 				} else {
 					printTable(w, proxies)
 				}
@@ -83,19 +120,64 @@ age says how long), NOT SENT, or ERROR (Envoy rejected it; the reason is shown).
 						bad = append(bad, p.ID)
 					}
 				}
+				for _, d := range diffs {
+					if !d.inSync() {
+						bad = append(bad, args[0]+" ("+d.Type+" differs from Envoy)")
+					}
+				}
 				if len(bad) > 0 {
-					return &exitError{code: 3, msg: fmt.Sprintf("%d proxy(ies) not SYNCED: %s", len(bad), strings.Join(bad, ", "))}
+					return &exitError{code: 3, msg: fmt.Sprintf("not SYNCED: %s", strings.Join(bad, ", "))}
 				}
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", defaultDebugAddr(), "wardend's debug address (host:port)")
+	f.StringSliceVar(&servers, "server", []string{defaultDebugAddr()}, "wardend debug address(es), host:port; several for several replicas")
+	f.StringVar(&envoyAdmin, "envoy-admin", "", "with POD.NAMESPACE: the proxy's Envoy admin URL, to compare its config_dump with wardend's intent")
+	f.StringVar(&dumpF, "envoy-config-dump", "", "with POD.NAMESPACE: a saved Envoy config_dump (with ?include_eds) to compare, - for stdin")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	f.BoolVar(&failUnsynced, "fail-unsynced", false, "exit with code 3 when any proxy is not SYNCED")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
 	return cmd
+}
+
+// fetchAll reads every replica's status and shows each proxy once: from the replica it
+// connected to most recently (a proxy that moved keeps no stale row). owner maps proxy
+// id to that replica.
+func fetchAll(servers []string, timeout time.Duration) (*xds.SynczResponse, map[string]string, error) {
+	merged := &xds.SynczResponse{}
+	owner := map[string]string{}
+	byID := map[string]xds.ProxyStatus{}
+	seenDiag := map[string]bool{}
+	for _, srv := range servers {
+		r, err := fetchSyncz(srv, timeout)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, p := range r.Proxies {
+			if cur, ok := byID[p.ID]; !ok || p.ConnectedAt.After(cur.ConnectedAt) {
+				byID[p.ID], owner[p.ID] = p, srv
+			}
+		}
+		for _, d := range r.Diagnostics {
+			if k := d.String(); !seenDiag[k] {
+				seenDiag[k] = true
+				merged.Diagnostics = append(merged.Diagnostics, d)
+			}
+		}
+	}
+	for _, p := range byID {
+		merged.Proxies = append(merged.Proxies, p)
+	}
+	sort.Slice(merged.Proxies, func(i, j int) bool {
+		a, b := merged.Proxies[i], merged.Proxies[j]
+		if a.Namespace != b.Namespace {
+			return a.Namespace < b.Namespace
+		}
+		return a.Name < b.Name
+	})
+	return merged, owner, nil
 }
 
 func fetchSyncz(server string, timeout time.Duration) (*xds.SynczResponse, error) {
