@@ -37,8 +37,12 @@ type WorkloadSecret struct {
 // so that a rebuild of the same configuration pushes nothing and a rotated
 // certificate pushes only SDS. It refuses to return a snapshot whose resources refer
 // to secrets, routes or endpoints that are not in it.
+//
+// Only the secrets the resources refer to are served: in ADS mode go-control-plane does
+// not answer a named request that leaves out a resource of the type, and Envoy names
+// exactly the secrets its configuration uses.
 func buildSnapshot(out *translate.Output, sec WorkloadSecret) (*cache.Snapshot, map[string]string, map[string]int, error) {
-	secrets := []types.Resource{
+	all := []types.Resource{
 		&tlsv3.Secret{Name: SecretDefault, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
 			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.CertChainPEM}},
 			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.KeyPEM}},
@@ -46,6 +50,21 @@ func buildSnapshot(out *translate.Output, sec WorkloadSecret) (*cache.Snapshot, 
 		&tlsv3.Secret{Name: SecretRoot, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 			TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.RootPEM}},
 		}}},
+	}
+	used := map[string]bool{}
+	for _, n := range out.SecretNames {
+		used[n] = true
+	}
+	for _, r := range append(append([]types.Resource{}, out.Listeners...), out.Clusters...) {
+		for _, n := range sdsRefs(r) {
+			used[n] = true
+		}
+	}
+	var secrets []types.Resource
+	for _, s := range all {
+		if used[cache.GetResourceName(s)] {
+			secrets = append(secrets, s)
+		}
 	}
 	byType := map[string][]types.Resource{
 		resource.ClusterType:  out.Clusters,
