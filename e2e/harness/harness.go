@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/wardenmesh/warden/e2e/cluster"
@@ -144,6 +145,8 @@ func (m *Mesh) StartWardend(ctx context.Context) error {
 	cmd := exec.Command(m.Bin.Wardend, "--config-dir", m.ConfigDir, "--state-dir", m.StateDir,
 		"--xds-addr", m.XDSAddr, "--debug-addr", m.DebugAddr, "--replica", "wardend-0", "--log-level", "debug")
 	cmd.Stdout, cmd.Stderr = lf, lf
+	// wardend must not outlive the run, even when the runner is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		lf.Close()
 		return fmt.Errorf("start wardend: %w", err)
