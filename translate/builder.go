@@ -23,6 +23,10 @@ type builder struct {
 	err     error
 	secrets bool
 	diags   []watch.Diagnostic
+	// w is the workload whose inbound side is built (nil for shared outbound
+	// builders); authz its AuthorizationPolicies, resolved on first use.
+	w     *watch.Workload
+	authz *authzSet
 }
 
 func newBuilder(x *Index) *builder { return &builder{x: x, in: x.in} }

@@ -9,6 +9,8 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+
+	"github.com/wardenmesh/warden/watch"
 )
 
 // tcpProxy forwards the connection to cluster.
@@ -26,16 +28,27 @@ func (b *builder) tcpProxy(statPrefix, cluster string) *listener.Filter {
 // an RDS reference (rdsName != "").
 func (b *builder) httpConnectionManager(m *hcm.HttpConnectionManager) *listener.Filter {
 	m.CodecType = hcm.HttpConnectionManager_AUTO
-	m.NormalizePath = boolValue(true)
-	m.PathWithEscapedSlashesAction = hcm.HttpConnectionManager_KEEP_UNCHANGED
-	m.HttpFilters = []*hcm.HttpFilter{{
+	b.pathNormalization(m)
+	m.HttpFilters = append(m.HttpFilters, &hcm.HttpFilter{
 		Name:       wellknown.Router,
 		ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: b.any(&router.Router{})},
-	}}
+	})
 	return &listener.Filter{
 		Name:       wellknown.HTTPConnectionManager,
 		ConfigType: &listener.Filter_TypedConfig{TypedConfig: b.any(m)},
 	}
+}
+
+// inboundHTTPFilters are the policy filters of w's inbound HCM, before the router, in
+// Istio's order: CUSTOM (shadow RBAC + ext_authz per provider), jwt_authn, then RBAC
+// AUDIT, DENY, ALLOW.
+func (b *builder) inboundHTTPFilters(w *watch.Workload) []*hcm.HttpFilter {
+	if w == nil {
+		return nil
+	}
+	custom, rbac := b.authzHTTPFilters(w)
+	out := append(custom, b.jwtHTTPFilters(w)...)
+	return append(out, rbac...)
 }
 
 // inboundHTTP is the HCM of an inbound port. On mTLS chains the application gets the
@@ -56,6 +69,7 @@ func (b *builder) inboundHTTP(port uint32, mtls bool) *listener.Filter {
 			ValidateClusters: boolValue(false),
 		}},
 		ForwardClientCertDetails: hcm.HttpConnectionManager_SANITIZE,
+		HttpFilters:              b.inboundHTTPFilters(b.w),
 	}
 	if mtls {
 		m.ForwardClientCertDetails = hcm.HttpConnectionManager_SANITIZE_SET

@@ -30,7 +30,8 @@ type goldenCase struct {
 }
 
 // loadGoldenCases reads every case. The first line naming the proxy is
-// "# proxy: <pod>.<namespace>"; the rest are manifests.
+// "# proxy: <pod>.<namespace>" (with " gateway" for an ingress gateway); the rest
+// are manifests.
 func loadGoldenCases(t testing.TB) []goldenCase {
 	t.Helper()
 	paths, err := filepath.Glob(filepath.Join("testdata", "*.in.yaml"))
@@ -69,12 +70,13 @@ func proxyHeader(data []byte) (Proxy, error) {
 		if !ok {
 			continue
 		}
-		id = strings.TrimSpace(id)
+		// "# proxy: <pod>.<namespace> gateway" translates an ingress gateway.
+		id, kind, _ := strings.Cut(strings.TrimSpace(id), " ")
 		pod, ns, ok := strings.Cut(id, ".")
 		if !ok {
 			return Proxy{}, fmt.Errorf("proxy %q is not <pod>.<namespace>", id)
 		}
-		return Proxy{ID: id, Namespace: ns, Pod: pod}, nil
+		return Proxy{ID: id, Namespace: ns, Pod: pod, Gateway: strings.TrimSpace(kind) == "gateway"}, nil
 	}
 	return Proxy{}, fmt.Errorf("no \"# proxy: <pod>.<namespace>\" line")
 }

@@ -16,6 +16,7 @@ import (
 type Index struct {
 	in       *watch.Input
 	pa       *paIndex
+	authz    *authzIndex
 	mtls     map[*watch.Workload]MTLS
 	dr       *drIndex
 	byPort   map[uint32][]outboundService
@@ -56,6 +57,7 @@ func NewIndex(in *watch.Input) *Index {
 	x := &Index{
 		in:       in,
 		pa:       newPAIndex(in),
+		authz:    newAuthzIndex(in),
 		mtls:     make(map[*watch.Workload]MTLS, len(in.Workloads)),
 		dr:       newDRIndex(in),
 		outbound: map[string]*lazy[*outboundSet]{},

@@ -72,7 +72,7 @@ func (b *builder) portChains(p inboundPort, mode Mode) []*listener.FilterChain {
 		if p.http && !p.passthrough {
 			return []*listener.Filter{b.inboundHTTP(p.port, mtls)}
 		}
-		return []*listener.Filter{b.tcpProxy("inbound_"+name, cluster)}
+		return b.withAuthz("inbound_"+name, []*listener.Filter{b.tcpProxy("inbound_"+name, cluster)})
 	}
 	switch mode {
 	case ModeStrict:
@@ -108,7 +108,7 @@ func (b *builder) portChains(p inboundPort, mode Mode) []*listener.FilterChain {
 				// pass it to the application untouched.
 				Name:             name + "-app-tls",
 				FilterChainMatch: &listener.FilterChainMatch{DestinationPort: port, TransportProtocol: "tls"},
-				Filters:          []*listener.Filter{b.tcpProxy("inbound_"+name, cluster)},
+				Filters:          b.withAuthz("inbound_"+name, []*listener.Filter{b.tcpProxy("inbound_"+name, cluster)}),
 			},
 		}
 	}
@@ -118,7 +118,7 @@ func (b *builder) portChains(p inboundPort, mode Mode) []*listener.FilterChain {
 // destination. A STRICT workload accepts only mTLS there too, as in Istio.
 func (b *builder) catchAllChains(mode Mode) []*listener.FilterChain {
 	passthrough := func() []*listener.Filter {
-		return []*listener.Filter{b.tcpProxy(InboundPassthroughCluster, InboundPassthroughCluster)}
+		return b.withAuthz(InboundPassthroughCluster, []*listener.Filter{b.tcpProxy(InboundPassthroughCluster, InboundPassthroughCluster)})
 	}
 	switch mode {
 	case ModeStrict:

@@ -18,22 +18,20 @@ func Translate(in *watch.Input, p Proxy) *Output {
 // Translate computes the resources of one proxy from the Index's Input.
 func (x *Index) Translate(p Proxy) *Output {
 	if p.Gateway {
-		return &Output{Diagnostics: []watch.Diagnostic{{
-			Severity:  severityWarning,
-			Kind:      "Pod",
-			Namespace: p.Namespace,
-			Name:      p.Pod,
-			Message:   "ingress gateway proxies are not supported yet: no listeners are served",
-		}}}
+		return x.translateGateway(p)
 	}
 	w := x.proxyWorkload(p)
 	mtls := x.workloadMTLS(w)
 
 	b := newBuilder(x)
+	b.w = w
 	ports := b.inboundPorts(w, mtls)
 	var listeners, clusters []types.Resource
 	listeners = append(listeners, b.inboundListener(ports, mtls))
 	for _, c := range b.inboundClusters(ports) {
+		clusters = append(clusters, c)
+	}
+	for _, c := range b.extAuthzClusters() {
 		clusters = append(clusters, c)
 	}
 	diags := b.diags

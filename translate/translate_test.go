@@ -13,17 +13,6 @@ import (
 	"github.com/wardenmesh/warden/watch"
 )
 
-func TestGatewayNotSupportedYet(t *testing.T) {
-	in := loadCase(t, "peerauthn-no-policy-permissive")
-	out := Translate(in, Proxy{ID: "gw.istio-system", Namespace: "istio-system", Pod: "gw", Gateway: true})
-	if len(out.Listeners)+len(out.Clusters)+len(out.Routes)+len(out.Endpoints) != 0 {
-		t.Errorf("gateway got resources: %d listeners, %d clusters", len(out.Listeners), len(out.Clusters))
-	}
-	if len(out.Diagnostics) != 1 || out.Diagnostics[0].Severity != "warning" {
-		t.Errorf("diagnostics = %+v, want one warning", out.Diagnostics)
-	}
-}
-
 // TestProxyLabelsOverrideWorkload: labels the proxy brings select policies instead
 // of the object's labels; an unknown pod is synthesized from the proxy.
 func TestProxyLabelsOverrideWorkload(t *testing.T) {

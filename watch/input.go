@@ -144,6 +144,10 @@ type Input struct {
 	// kubernetes.io/service-name), Endpoints uses them instead of the selector.
 	EndpointSlices []*discoveryv1.EndpointSlice
 
+	// JWKS holds the key sets of RequestAuthentication jwksUri values, by URI, as
+	// fetched by wardend (see jwks_input.go); nil when nothing fetched them.
+	JWKS map[string]JWKSResult
+
 	// Diagnostics for objects that were rejected or that carry warnings, sorted by source.
 	Diagnostics []Diagnostic
 

@@ -106,10 +106,10 @@ func TestProxyGetsOnlyItsOwnIdentity(t *testing.T) {
 	if len(resp.GetResources()) != 2 {
 		t.Fatalf("got %d secrets, want the two requested", len(resp.GetResources()))
 	}
-	var sec tlsv3.Secret
+	sec := &tlsv3.Secret{}
 	for _, r := range resp.GetResources() {
-		var s tlsv3.Secret
-		if err := r.UnmarshalTo(&s); err != nil {
+		s := &tlsv3.Secret{}
+		if err := r.UnmarshalTo(s); err != nil {
 			t.Fatal(err)
 		}
 		if s.GetName() == SecretDefault {

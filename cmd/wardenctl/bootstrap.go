@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/wardenmesh/warden/certs"
@@ -17,6 +18,7 @@ import (
 func newBootstrapCmd() *cobra.Command {
 	var (
 		ns, sa, pod, labels, server, stateDir, trustDomain, wardendNS, ips, out string
+		tokenFile, rootCert                                                     string
 		ttl                                                                     time.Duration
 		delta, gateway                                                          bool
 	)
@@ -37,20 +39,16 @@ service account's certificate for it.`,
 			if err != nil {
 				return err
 			}
-			signer, err := certs.LoadOrCreateTokenKey(stateDir)
-			if err != nil {
-				return fmt.Errorf("token key in %s: %w (run on the wardend host, or pass --state-dir)", stateDir, err)
-			}
-			ca, err := certs.LoadOrCreateCA(stateDir, trustDomain, time.Now)
-			if err != nil {
-				return fmt.Errorf("mesh CA in %s: %w", stateDir, err)
-			}
-			now := time.Now()
-			tok, err := signer.Sign(certs.TokenClaims{Namespace: ns, ServiceAccount: sa, Pod: pod}, ttl, now)
+			tok, rootPEM, err := bootstrapCredentials(tokenFile, rootCert, stateDir, trustDomain,
+				certs.TokenClaims{Namespace: ns, ServiceAccount: sa, Pod: pod}, ttl)
 			if err != nil {
 				return err
 			}
-			wid, err := xds.WardendID(ca.TrustDomain(), wardendNS)
+			td, err := spiffeid.TrustDomainFromString(trustDomain)
+			if err != nil {
+				return fmt.Errorf("--trust-domain: %w", err)
+			}
+			wid, err := xds.WardendID(td, wardendNS)
 			if err != nil {
 				return err
 			}
@@ -61,7 +59,7 @@ service account's certificate for it.`,
 			b, err := xds.Bootstrap(xds.BootstrapOptions{
 				Identity: xds.Identity{Namespace: ns, ServiceAccount: sa, Pod: pod},
 				Labels:   lbls, IPs: ipList, Gateway: gateway, Server: server, ServerID: wid.String(),
-				RootPEM: ca.RootPEM(), Token: tok, Delta: delta,
+				RootPEM: rootPEM, Token: tok, Delta: delta,
 			})
 			if err != nil {
 				return err
@@ -93,11 +91,56 @@ service account's certificate for it.`,
 	f.StringVar(&stateDir, "state-dir", defaultStateDir(), "wardend's state directory (token key and mesh CA)")
 	f.StringVar(&trustDomain, "trust-domain", "cluster.local", "mesh trust domain (must match wardend's)")
 	f.StringVar(&wardendNS, "wardend-namespace", "warden-system", "wardend's namespace (part of its pinned SPIFFE ID)")
+	f.StringVar(&tokenFile, "token-file", "", "use this Kubernetes service-account token (a projected token for audience --token-audience of wardend) instead of signing one; read once, now")
+	f.StringVar(&rootCert, "root-cert", "", "the mesh root certificate (PEM) to pin; default: from the state directory")
 	f.DurationVar(&ttl, "token-ttl", 30*24*time.Hour, "how long the identity token is valid")
 	f.BoolVar(&delta, "delta", false, "use incremental (delta) xDS instead of state-of-the-world")
 	f.BoolVar(&gateway, "gateway", false, "bootstrap an ingress gateway rather than a sidecar")
 	f.StringVarP(&out, "output", "o", "", "write to this file instead of stdout")
 	return cmd
+}
+
+// bootstrapCredentials returns the token the proxy presents and the mesh root it pins:
+// a service-account token read from tokenFile (Kubernetes mode) or a token signed with
+// the state directory's key, and the root from rootCert or the state directory.
+func bootstrapCredentials(tokenFile, rootCert, stateDir, trustDomain string, claims certs.TokenClaims, ttl time.Duration) (string, []byte, error) {
+	var (
+		tok     string
+		rootPEM []byte
+	)
+	if tokenFile != "" {
+		data, err := os.ReadFile(tokenFile)
+		if err != nil {
+			return "", nil, fmt.Errorf("--token-file: %w", err)
+		}
+		if tok = strings.TrimSpace(string(data)); tok == "" {
+			return "", nil, fmt.Errorf("--token-file %s is empty", tokenFile)
+		}
+	}
+	if rootCert != "" {
+		data, err := os.ReadFile(rootCert)
+		if err != nil {
+			return "", nil, fmt.Errorf("--root-cert: %w", err)
+		}
+		rootPEM = data
+	}
+	if tok == "" {
+		signer, err := certs.LoadOrCreateTokenKey(stateDir)
+		if err != nil {
+			return "", nil, fmt.Errorf("token key in %s: %w (run on the wardend host, pass --state-dir, or use --token-file)", stateDir, err)
+		}
+		if tok, err = signer.Sign(claims, ttl, time.Now()); err != nil {
+			return "", nil, err
+		}
+	}
+	if rootPEM == nil {
+		ca, err := certs.LoadOrCreateCA(stateDir, trustDomain, time.Now)
+		if err != nil {
+			return "", nil, fmt.Errorf("mesh CA in %s: %w (or pass --root-cert)", stateDir, err)
+		}
+		rootPEM = ca.RootPEM()
+	}
+	return tok, rootPEM, nil
 }
 
 func parseLabels(s string) (map[string]string, error) {

@@ -26,6 +26,8 @@ func newRoot() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newBootstrapCmd(), newStatusCmd(), capture.NewCommand())
+	root.AddCommand(newCheckCmd())
+	root.AddCommand(newMTLSCmd(), newDescribeCmd())
 	return root
 }
 

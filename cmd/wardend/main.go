@@ -21,6 +21,7 @@ import (
 
 	"github.com/wardenmesh/warden/certs"
 	"github.com/wardenmesh/warden/watch"
+	"github.com/wardenmesh/warden/watch/jwks"
 	"github.com/wardenmesh/warden/xds"
 )
 
@@ -34,6 +35,7 @@ type options struct {
 	certTTL     time.Duration
 	logLevel    string
 	serverNames []string
+	kube        kubeOptions
 }
 
 func main() {
@@ -61,6 +63,7 @@ func main() {
 	f.DurationVar(&o.certTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates (rotated at half life)")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringSliceVar(&o.serverNames, "server-name", nil, "extra DNS names or IPs for wardend's serving certificate")
+	addKubeFlags(f, &o.kube)
 	if err := cmd.Execute(); err != nil {
 		os.Exit(1)
 	}
@@ -89,8 +92,11 @@ type source interface {
 }
 
 func newSource(o options, log *slog.Logger) (source, error) {
+	if kubeMode(o) {
+		return newKubeSource(o, log)
+	}
 	if o.configDir == "" {
-		return nil, errors.New("--config-dir is required")
+		return nil, errors.New("--config-dir (a folder of manifests) or --kubeconfig (a cluster) is required")
 	}
 	return watch.NewDirWatcher(o.configDir, log), nil
 }
@@ -105,8 +111,12 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	errc := make(chan error, 4)
+	raw := make(chan *watch.Input, 1)
+	go func() { errc <- src.Run(ctx, raw) }()
+	// RequestAuthentication jwksUri key sets are fetched here, never by Envoy, and
+	// inlined: an unreachable or bad key set fails only its issuer's tokens (401).
 	inputs := make(chan *watch.Input, 1)
-	go func() { errc <- src.Run(ctx, inputs) }()
+	go func() { errc <- jwks.New(jwks.Options{Log: log}).Run(ctx, raw, inputs) }()
 
 	// Nothing is served until the source has a complete first view: the trust domain
 	// the CA signs for comes from it, and an empty view must never be pushed.
@@ -121,15 +131,10 @@ func run(ctx context.Context, o options) error {
 	for _, d := range first.Diagnostics {
 		logDiagnostic(log, d)
 	}
-	ca, err := certs.LoadOrCreateCA(o.stateDir, first.TrustDomain, time.Now)
+	ca, auth, err := loadTrust(ctx, o, first.TrustDomain, log)
 	if err != nil {
-		return fmt.Errorf("mesh CA: %w", err)
+		return err
 	}
-	signer, err := certs.LoadOrCreateTokenKey(o.stateDir)
-	if err != nil {
-		return fmt.Errorf("token key: %w", err)
-	}
-	var auth xds.Authenticator = &xds.TokenAuth{Signer: signer}
 	store := certs.NewStore(ca, o.certTTL, time.Now, certs.WithLogger(log))
 	metrics := xds.NewMetrics()
 	wid, err := xds.WardendID(ca.TrustDomain(), o.namespace)
@@ -208,6 +213,23 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
+}
+
+// loadTrust loads the mesh CA and the proxy authenticator: from the state directory in
+// directory mode, from Secrets in wardend's namespace in Kubernetes mode.
+func loadTrust(ctx context.Context, o options, trustDomain string, log *slog.Logger) (*certs.CA, xds.Authenticator, error) {
+	if kubeMode(o) {
+		return loadKubeTrust(ctx, o, trustDomain, log)
+	}
+	ca, err := certs.LoadOrCreateCA(o.stateDir, trustDomain, time.Now)
+	if err != nil {
+		return nil, nil, fmt.Errorf("mesh CA: %w", err)
+	}
+	signer, err := certs.LoadOrCreateTokenKey(o.stateDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("token key: %w", err)
+	}
+	return ca, &xds.TokenAuth{Signer: signer}, nil
 }
 
 func logDiagnostic(log *slog.Logger, d watch.Diagnostic) {

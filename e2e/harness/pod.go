@@ -248,8 +248,9 @@ func (m *Mesh) WaitAppReady(ctx context.Context, p *Pod) error {
 		if err != nil {
 			return err
 		}
-		if r.Status != 200 {
-			return errors.New("app answered " + r.String())
+		// Any HTTP answer means the app is up (an ext_authz app answers 403 to a probe).
+		if r.Status == 0 {
+			return errors.New("app did not answer: " + r.String())
 		}
 		return nil
 	})

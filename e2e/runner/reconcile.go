@@ -42,6 +42,23 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 			}
 		}
 	}
+	// As a kubelet does, start the containers as soon as the pod exists; wardend learns
+	// of the pod (and its IP) afterwards, so what it fetches from apps (JWKS) is up.
+	for key, spec := range desired {
+		p := pods[key]
+		if p.App != nil || p.Envoy != nil {
+			continue
+		}
+		if err := w.mesh.StartPod(ctx, p, spec.opts); err != nil {
+			return 0, err
+		}
+		started = append(started, p)
+	}
+	for _, p := range started {
+		if err := w.mesh.WaitAppReady(ctx, p); err != nil {
+			return 0, err
+		}
+	}
 	docs, err := w.withStatus(pods)
 	if err != nil {
 		return 0, err
@@ -62,21 +79,6 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 	}
 	if changed {
 		if err := w.mesh.WaitInputChange(ctx, prev, syncTimeout); err != nil {
-			return 0, err
-		}
-	}
-	for key, spec := range desired {
-		p := pods[key]
-		if p.App != nil || p.Envoy != nil {
-			continue
-		}
-		if err := w.mesh.StartPod(ctx, p, spec.opts); err != nil {
-			return 0, err
-		}
-		started = append(started, p)
-	}
-	for _, p := range started {
-		if err := w.mesh.WaitAppReady(ctx, p); err != nil {
 			return 0, err
 		}
 	}

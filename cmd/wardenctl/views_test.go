@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/watch"
+	"github.com/wardenmesh/warden/xds"
+)
+
+var updateViewGolden = flag.Bool("update-views", false, "rewrite cmd/wardenctl/testdata/*.golden")
+
+// fakeWardend serves /debug/mtlsz and /debug/describe for testdata/mesh.yaml, as
+// wardend would with web.demo's proxy connected and served a fixed certificate.
+func fakeWardend(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", "mesh.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, diags := watch.DecodeFile("testdata/mesh.yaml", data)
+	in := watch.Build(objs, diags)
+	x := translate.NewIndex(in)
+	write := func(w http.ResponseWriter, v any) {
+		w.Header().Set("Content-Type", "application/json")
+		if err := json.NewEncoder(w).Encode(v); err != nil {
+			t.Error(err)
+		}
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/mtlsz", func(w http.ResponseWriter, r *http.Request) {
+		ns := r.URL.Query().Get("namespace")
+		resp := xds.MTLSzResponse{InputVersion: in.Version, Workloads: []translate.WorkloadMTLS{}}
+		for _, row := range translate.MTLSView(x) {
+			row.Connected = row.Name+"."+row.Namespace == "web.demo"
+			if ns == "" || row.Namespace == ns {
+				resp.Workloads = append(resp.Workloads, row)
+			}
+		}
+		write(w, resp)
+	})
+	mux.HandleFunc("/debug/describe", func(w http.ResponseWriter, r *http.Request) {
+		id := r.URL.Query().Get("pod")
+		pod, ns, _ := strings.Cut(id, ".")
+		d, err := translate.Describe(x, ns, pod)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		if id == "web.demo" {
+			d.Connected = true
+			d.Certificate = &translate.Certificate{Serial: "5eed",
+				NotBefore: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), NotAfter: time.Date(2026, 1, 3, 3, 4, 5, 0, time.UTC)}
+		}
+		write(w, d)
+	})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+func runWardenctl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+// TestViewsGolden renders `wardenctl mtls` and `wardenctl describe` for the fixed
+// mesh of testdata/mesh.yaml and compares with testdata/<name>.golden.
+func TestViewsGolden(t *testing.T) {
+	server := fakeWardend(t)
+	cases := []struct {
+		name string
+		args []string
+	}{
+		{"mtls-all", []string{"mtls", "-A"}},
+		{"mtls-demo-json", []string{"mtls", "-n", "demo", "-o", "json"}},
+		{"mtls-default-empty", []string{"mtls"}},
+		{"describe-web", []string{"describe", "web.demo"}},
+		{"describe-legacy", []string{"describe", "legacy.demo"}},
+		{"describe-gateway-yaml", []string{"describe", "istio-ingressgateway.istio-system", "-o", "yaml"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := runWardenctl(t, append(c.args, "--server", server)...)
+			if err != nil {
+				t.Fatalf("wardenctl %s: %v", strings.Join(c.args, " "), err)
+			}
+			golden := filepath.Join("testdata", c.name+".golden")
+			if *updateViewGolden {
+				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test ./cmd/wardenctl -run TestViewsGolden -update-views)", err)
+			}
+			if diff := cmp.Diff(string(want), got); diff != "" {
+				t.Errorf("wardenctl %s (-want +got):\n%s", strings.Join(c.args, " "), diff)
+			}
+		})
+	}
+}
+
+func TestViewsErrors(t *testing.T) {
+	server := fakeWardend(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"describe", "nope.demo", "--server", server}, "no workload nope.demo"},
+		{[]string{"mtls", "-o", "xml", "--server", server}, "want table, json or yaml"},
+		{[]string{"describe"}, "accepts 1 arg"},
+		{[]string{"mtls", "--server", "127.0.0.1:1", "--timeout", "2s"}, "cannot reach wardend"},
+	} {
+		_, err := runWardenctl(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("wardenctl %s: error %v, want one containing %q", strings.Join(c.args, " "), err, c.want)
+		}
+	}
+}

@@ -1,0 +1,305 @@
+package translate
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// checkBase is a namespace with an injected httpbin (HTTP 8000, TCP 9000), an
+// injected sleep and a sidecar-less legacy pod.
+const checkBase = `
+apiVersion: v1
+kind: Namespace
+metadata: {name: foo, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: legacy}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: httpbin, namespace: foo, labels: {app: httpbin}, annotations: {warden.io/pod-ip: "10.0.0.10"}}
+spec:
+  serviceAccountName: httpbin
+  containers:
+  - name: app
+    image: x
+    ports: [{name: http, containerPort: 8000}, {name: tcp, containerPort: 9000}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: httpbin, namespace: foo}
+spec:
+  clusterIP: 10.96.0.10
+  selector: {app: httpbin}
+  ports: [{name: http, port: 8000}, {name: tcp-echo, port: 9000}]
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sleep, namespace: foo, labels: {app: sleep}, annotations: {warden.io/pod-ip: "10.0.0.20"}}
+spec: {serviceAccountName: sleep, containers: [{name: app, image: x}]}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: sleep, namespace: legacy, labels: {app: sleep}, annotations: {warden.io/pod-ip: "10.0.1.20"}}
+spec: {serviceAccountName: sleep, containers: [{name: app, image: x}]}
+`
+
+func checkInput(t *testing.T, manifests string) *watch.Input {
+	t.Helper()
+	objs, diags := watch.DecodeFile("check.yaml", []byte(checkBase+"---\n"+manifests))
+	return watch.Build(objs, diags)
+}
+
+var httpbin = Proxy{ID: "httpbin.foo", Namespace: "foo", Pod: "httpbin"}
+
+func TestCheck(t *testing.T) {
+	cases := []struct {
+		name      string
+		manifests string
+		req       CheckRequest
+		decision  string
+		rule      string // "" when no rule decided
+		reason    string // substring
+	}{
+		{
+			name:     "no policy allows",
+			req:      CheckRequest{FromPod: "sleep.foo", Path: "/anything"},
+			decision: "ALLOW", reason: "no ALLOW policy applies",
+		},
+		{
+			name:      "allow-nothing denies",
+			manifests: policy("allow-nothing", "foo", `{}`),
+			req:       CheckRequest{FromPod: "sleep.foo"},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "path prefix allows",
+			manifests: policy("catalog", "foo", `{rules: [{to: [{operation: {paths: ["/api/catalog*"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Path: "/api/catalog/items?x=1"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[catalog]-rule[0]",
+		},
+		{
+			name:      "path prefix does not match other path",
+			manifests: policy("catalog", "foo", `{rules: [{to: [{operation: {paths: ["/api/catalog*"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Path: "/hello/world"},
+			decision:  "DENY",
+		},
+		{
+			name:      "normalised path is matched",
+			manifests: policy("deny-admin", "foo", `{action: DENY, rules: [{to: [{operation: {paths: ["/admin"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Path: "/public/../admin"},
+			decision:  "DENY", rule: "ns[foo]-policy[deny-admin]-rule[0]",
+		},
+		{
+			name: "deny wins over allow",
+			manifests: policy("allow-all", "foo", `{rules: [{}]}`) + "---\n" +
+				policy("deny-delete", "istio-system", `{action: DENY, rules: [{to: [{operation: {methods: ["DELETE"]}}]}]}`),
+			req:      CheckRequest{FromPod: "sleep.foo", Method: "DELETE"},
+			decision: "DENY", rule: "ns[istio-system]-policy[deny-delete]-rule[0]",
+		},
+		{
+			name:      "principal of the calling pod",
+			manifests: policy("viewer", "foo", `{rules: [{from: [{source: {principals: ["cluster.local/ns/foo/sa/sleep"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[viewer]-rule[0]",
+		},
+		{
+			name:      "sidecar-less caller has no principal",
+			manifests: policy("ns-only", "foo", `{rules: [{from: [{source: {namespaces: ["legacy"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.legacy"},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "explicit principal",
+			manifests: policy("ns-only", "foo", `{rules: [{from: [{source: {namespaces: ["legacy"]}}]}]}`),
+			req:       CheckRequest{Principal: "cluster.local/ns/legacy/sa/sleep"},
+			decision:  "ALLOW",
+		},
+		{
+			name: "strict refuses plaintext",
+			manifests: `apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: foo}
+spec: {mtls: {mode: STRICT}}
+`,
+			req:      CheckRequest{FromPod: "sleep.legacy"},
+			decision: "DENY", reason: "requires mTLS",
+		},
+		{
+			name:      "hosts ignore case, but not the port",
+			manifests: policy("hosts", "foo", `{rules: [{to: [{operation: {hosts: ["HTTPBIN.foo"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Host: "httpbin.FOO"},
+			decision:  "ALLOW",
+		},
+		{
+			name:      "host with port does not match",
+			manifests: policy("hosts", "foo", `{rules: [{to: [{operation: {hosts: ["httpbin.foo"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Host: "httpbin.foo:8000"},
+			decision:  "DENY",
+		},
+		{
+			name:      "header notValues match a missing header",
+			manifests: policy("hdr", "foo", `{rules: [{when: [{key: "request.headers[x-foo]", notValues: ["bar"]}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW",
+		},
+		{
+			name:      "header notValues reject the value",
+			manifests: policy("hdr", "foo", `{rules: [{when: [{key: "request.headers[x-foo]", notValues: ["bar"]}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Headers: map[string]string{"X-Foo": "bar"}},
+			decision:  "DENY",
+		},
+		{
+			name:      "request principal needs sub",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer"}},
+			decision:  "DENY",
+		},
+		{
+			name:      "claims list and scope splitting",
+			manifests: policy("jwt", "foo", `{rules: [{when: [{key: "request.auth.claims[scope]", values: ["write"]}, {key: "request.auth.claims[groups]", values: ["admins"]}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"scope": "read write", "groups": []any{"users", "admins"}}},
+			decision:  "ALLOW",
+		},
+		{
+			name:      "uri template",
+			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/items/{*}/reviews", "/files/{**}"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Path: "/files/a/b/c.txt"},
+			decision:  "ALLOW",
+		},
+		{
+			name:      "uri template single segment",
+			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/items/{*}/reviews"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Path: "/items/a/b/reviews"},
+			decision:  "DENY",
+		},
+		{
+			name:      "TCP port: ALLOW rule with methods is dropped",
+			manifests: policy("get", "foo", `{rules: [{to: [{operation: {methods: ["GET"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Port: 9000},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "TCP port: DENY rule widens",
+			manifests: policy("deny-get", "foo", `{action: DENY, rules: [{to: [{operation: {methods: ["GET"], ports: ["9000"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo", Port: 9000},
+			decision:  "DENY", rule: "ns[foo]-policy[deny-get]-rule[0]",
+		},
+		{
+			name:      "invalid policy fails closed",
+			manifests: policy("bad", "foo", `{rules: [{from: [{source: {ipBlocks: ["not-an-ip"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo"},
+			decision:  "DENY", rule: "ns[foo]-policy[bad]-rule[invalid]", reason: "invalid",
+		},
+		{
+			name:      "rejected policy fails closed for its namespace",
+			manifests: policy("deny-nothing", "foo", `{action: DENY}`),
+			req:       CheckRequest{FromPod: "sleep.foo"},
+			decision:  "DENY", rule: "ns[foo]-policy[deny-nothing]-rule[invalid]",
+		},
+		{
+			name:      "source ip blocks",
+			manifests: policy("ips", "foo", `{rules: [{from: [{source: {ipBlocks: ["10.0.0.0/24"], notIpBlocks: ["10.0.0.21"]}}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW",
+		},
+		{
+			name: "dry-run changes nothing",
+			manifests: `apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry, namespace: foo, annotations: {istio.io/dry-run: "true"}}
+spec: {action: DENY, rules: [{to: [{operation: {methods: ["GET"]}}]}]}
+`,
+			req:      CheckRequest{FromPod: "sleep.foo"},
+			decision: "ALLOW", reason: "no ALLOW policy applies",
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got := Check(checkInput(t, tc.manifests), httpbin, tc.req)
+			if got.Decision != tc.decision {
+				t.Fatalf("decision %s, want %s (%+v)", got.Decision, tc.decision, got)
+			}
+			if tc.rule != "" && (got.Rule == nil || got.Rule.Rule != tc.rule) {
+				t.Errorf("rule %+v, want %s", got.Rule, tc.rule)
+			}
+			if !strings.Contains(got.Reason, tc.reason) {
+				t.Errorf("reason %q, want it to contain %q", got.Reason, tc.reason)
+			}
+		})
+	}
+}
+
+func TestCheckDryRunAndCustom(t *testing.T) {
+	in := checkInput(t, `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    extensionProviders:
+    - name: authz
+      envoyExtAuthzHttp: {service: authz.example.com, port: 8000}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry-deny, namespace: foo, annotations: {istio.io/dry-run: "true"}}
+spec: {action: DENY, rules: [{to: [{operation: {methods: ["GET"]}}]}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: dry-allow, namespace: foo, annotations: {istio.io/dry-run: "true"}}
+spec: {rules: [{to: [{operation: {methods: ["POST"]}}]}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: ext, namespace: foo}
+spec: {action: CUSTOM, provider: {name: authz}, rules: [{to: [{operation: {paths: ["/secure*"]}}]}]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: audit, namespace: foo}
+spec: {action: AUDIT, rules: [{}]}
+`)
+	got := Check(in, httpbin, CheckRequest{FromPod: "sleep.foo", Path: "/secure/x"})
+	if got.Decision != "ALLOW" {
+		t.Fatalf("decision %s, want ALLOW: %+v", got.Decision, got)
+	}
+	if len(got.Custom) != 1 || got.Custom[0].Provider != "authz" || got.Custom[0].Rule != "istio-ext-authz-ns[foo]-policy[ext]-rule[0]" {
+		t.Errorf("custom %+v", got.Custom)
+	}
+	if len(got.Audit) != 1 || got.Audit[0].Policy != "foo/audit" {
+		t.Errorf("audit %+v", got.Audit)
+	}
+	want := []DryRunResult{
+		{Action: "DENY", Decision: "DENY", Matched: &RuleRef{Policy: "foo/dry-deny", Rule: "ns[foo]-policy[dry-deny]-rule[0]"}},
+		{Action: "ALLOW", Decision: "DENY"},
+	}
+	if len(got.DryRun) != 2 || got.DryRun[0].Decision != want[0].Decision || *got.DryRun[0].Matched != *want[0].Matched ||
+		got.DryRun[1].Decision != want[1].Decision || got.DryRun[1].Matched != nil {
+		t.Errorf("dry run %+v, want %+v", got.DryRun, want)
+	}
+	if other := Check(in, httpbin, CheckRequest{FromPod: "sleep.foo", Path: "/public"}); len(other.Custom) != 0 {
+		t.Errorf("a request outside the CUSTOM rules must not reach the provider: %+v", other.Custom)
+	}
+}
+
+func TestNormalizePath(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"/a/./b/../c", "/a/c"},
+		{"/a/%62c?x=1", "/a/bc"},
+		{`/a\b`, "/a/b"},
+		{"/a//b", "/a//b"},
+		{"/..", "/"},
+	} {
+		if got := normalizePath(tc.in, 0); got != tc.want {
+			t.Errorf("normalizePath(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func policy(name, ns, spec string) string {
+	return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + spec + "\n"
+}

@@ -1,0 +1,167 @@
+package translate
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	router "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
+	networking "istio.io/api/networking/v1alpha3"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// gatewayServer is one HTTP server of a Gateway that selects the gateway proxy.
+type gatewayServer struct {
+	gw     *watch.Config[*networking.Gateway]
+	server *networking.Server
+}
+
+// translateGateway computes the resources of an ingress gateway: a listener bound to
+// each HTTP server port of the Gateways selecting it, routes from the VirtualServices
+// bound to those Gateways, and the mesh clusters, reached over mTLS with the
+// gateway's own identity exactly as a sidecar of its namespace would.
+func (x *Index) translateGateway(p Proxy) *Output {
+	w := x.gatewayWorkload(p)
+	b := newBuilder(x)
+	b.w = w
+	byPort := b.gatewayServers(w)
+	ports := make([]uint32, 0, len(byPort))
+	for port := range byPort {
+		ports = append(ports, port)
+	}
+	slices.Sort(ports)
+
+	var listeners, routes, clusters []types.Resource
+	for _, port := range ports {
+		listeners = append(listeners, b.gatewayListener(port, w))
+		routes = append(routes, b.gatewayRoute(port, byPort[port]))
+	}
+	for _, c := range b.extAuthzClusters() {
+		clusters = append(clusters, c)
+	}
+	diags := b.diags
+	if b.err != nil {
+		diags = append(diags, translationError("gateway "+p.Namespace+"/"+p.Pod, b.err))
+		listeners, routes, clusters = nil, nil, nil
+	}
+	listeners = validated(&diags, listeners)
+	routes = validated(&diags, routes)
+	clusters = validated(&diags, clusters)
+
+	ob := x.outboundFor(w.Namespace, w.PodLabels)
+	out := &Output{
+		Listeners:   sortedByName(listeners),
+		Routes:      sortedByName(routes),
+		Clusters:    mergeByName(sortedByName(clusters), ob.clusters),
+		Endpoints:   slices.Clip(ob.endpoints),
+		Diagnostics: sortedDiagnostics(append(diags, ob.diags...)),
+	}
+	if b.secrets || ob.secrets {
+		out.SecretNames = []string{SecretRootCA, SecretDefault}
+	}
+	return out
+}
+
+// gatewayWorkload is the proxy's workload, marked as a gateway.
+func (x *Index) gatewayWorkload(p Proxy) *watch.Workload {
+	w := *x.proxyWorkload(p)
+	w.Gateway, w.Sidecar = true, false
+	return &w
+}
+
+// gatewayServers groups by port the HTTP servers of every Gateway, in any namespace,
+// whose selector matches the gateway's labels (an empty selector matches every
+// gateway). Other protocols are reported and skipped.
+func (b *builder) gatewayServers(w *watch.Workload) map[uint32][]gatewayServer {
+	out := map[uint32][]gatewayServer{}
+	for _, gw := range b.in.Gateways {
+		sel := gw.Spec.GetSelector()
+		if len(sel) > 0 && !selects(sel, w.PodLabels) {
+			continue
+		}
+		for i, s := range gw.Spec.GetServers() {
+			field := "spec.servers[" + strconv.Itoa(i) + "]"
+			switch strings.ToUpper(s.GetPort().GetProtocol()) {
+			case "HTTP", "HTTP2", "GRPC":
+			default:
+				b.diag(severityWarning, &gw.Meta, field+".port.protocol",
+					"protocol "+s.GetPort().GetProtocol()+" is not supported on gateways (only HTTP): server ignored")
+				continue
+			}
+			port := s.GetPort().GetNumber()
+			if port == 0 || port > 65535 {
+				b.diag(severityError, &gw.Meta, field+".port.number", "port must be in 1..65535: server ignored")
+				continue
+			}
+			out[port] = append(out[port], gatewayServer{gw: gw, server: s})
+		}
+	}
+	if len(out) == 0 {
+		b.diag(severityWarning, &w.Meta, "metadata.labels", "no Gateway with an HTTP server selects this gateway: it serves nothing")
+	}
+	return out
+}
+
+// gatewayRouteName is the RDS name of a gateway port, as Istio names it.
+func gatewayRouteName(port uint32) string { return "http." + strconv.FormatUint(uint64(port), 10) }
+
+// gatewayListener is 0.0.0.0_<port>, bound to the port (a gateway has no capture):
+// one HCM with the workload's policy filters, routed by RDS http.<port>. The
+// gateway is the edge: it uses the caller's address and drops any client cert
+// header a caller sends.
+func (b *builder) gatewayListener(port uint32, w *watch.Workload) *listener.Listener {
+	p := strconv.FormatUint(uint64(port), 10)
+	name := "0.0.0.0_" + p
+	filters := slices.Clone(b.gatewayHTTPFilters(w))
+	filters = append(filters, &hcm.HttpFilter{
+		Name:       wellknown.Router,
+		ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: b.any(&router.Router{})},
+	})
+	m := &hcm.HttpConnectionManager{
+		StatPrefix: "outbound_" + name,
+		CodecType:  hcm.HttpConnectionManager_AUTO,
+		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
+			ConfigSource: adsSource(), RouteConfigName: gatewayRouteName(port),
+		}},
+		HttpFilters:                  filters,
+		NormalizePath:                boolValue(true),
+		PathWithEscapedSlashesAction: hcm.HttpConnectionManager_KEEP_UNCHANGED,
+		UseRemoteAddress:             boolValue(true),
+		ForwardClientCertDetails:     hcm.HttpConnectionManager_SANITIZE,
+	}
+	return &listener.Listener{
+		Name:             name,
+		Address:          socketAddress("0.0.0.0", port),
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+		FilterChains: []*listener.FilterChain{{
+			Name: name,
+			Filters: []*listener.Filter{{
+				Name:       wellknown.HTTPConnectionManager,
+				ConfigType: &listener.Filter_TypedConfig{TypedConfig: b.any(m)},
+			}},
+		}},
+	}
+}
+
+// gatewayHTTPFilters are the policy filters of the gateway's HCM: RequestAuthentication
+// and AuthorizationPolicy select a gateway like any workload.
+func (b *builder) gatewayHTTPFilters(w *watch.Workload) []*hcm.HttpFilter {
+	return b.inboundHTTPFilters(w)
+}
+
+// gatewayRoute is RouteConfiguration http.<port>: one virtual host per host of the
+// VirtualServices bound to the port's servers. A Host matching none gets 404.
+func (b *builder) gatewayRoute(port uint32, servers []gatewayServer) *route.RouteConfiguration {
+	return &route.RouteConfiguration{
+		Name:             gatewayRouteName(port),
+		VirtualHosts:     b.gatewayVirtualHosts(port, servers),
+		ValidateClusters: boolValue(false),
+	}
+}

@@ -1,0 +1,74 @@
+package translate
+
+import (
+	"os"
+	"slices"
+	"testing"
+
+	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+)
+
+func TestGatewayWithoutGatewayServesNothing(t *testing.T) {
+	data, err := os.ReadFile("testdata/gateway-ch9-webapp.in.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := decodeInput(t, string(data), false)
+	in.Gateways = nil // as if no Gateway existed
+	out := Translate(in, Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	if len(out.Listeners)+len(out.Routes) != 0 {
+		t.Errorf("got %d listeners, %d routes", len(out.Listeners), len(out.Routes))
+	}
+	if len(out.Diagnostics) != 1 || out.Diagnostics[0].Severity != severityWarning || out.Diagnostics[0].Name != "istio-ingressgateway" {
+		t.Errorf("diagnostics = %v, want one warning about the gateway", out.Diagnostics)
+	}
+}
+
+func TestGatewayDomains(t *testing.T) {
+	cases := map[string][]string{
+		"webapp.istioinaction.io": {"webapp.istioinaction.io", "webapp.istioinaction.io:*"},
+		"*.istioinaction.io":      {"*.istioinaction.io", "*.istioinaction.io:80"},
+		"*":                       {"*"},
+	}
+	for host, want := range cases {
+		if got := gatewayDomains(host, 80); !slices.Equal(got, want) {
+			t.Errorf("%s: %v, want %v", host, got, want)
+		}
+	}
+}
+
+func TestHostCovers(t *testing.T) {
+	cases := []struct {
+		pattern, host string
+		want          bool
+	}{
+		{"*", "a.b", true},
+		{"*.b.com", "a.b.com", true},
+		{"*.b.com", "*.x.b.com", true},
+		{"*.b.com", "b.com", false},
+		{"a.b.com", "a.b.com", true},
+		{"a.b.com", "a.b.com:8080", false},
+		{"a.b.com", "*.b.com", false},
+	}
+	for _, c := range cases {
+		if got := hostCovers(c.pattern, c.host); got != c.want {
+			t.Errorf("hostCovers(%q, %q) = %v", c.pattern, c.host, got)
+		}
+	}
+}
+
+// TestGatewayWeightedSplit: a route with weights becomes weighted clusters with the
+// same weights.
+func TestGatewayWeightedSplit(t *testing.T) {
+	out := Translate(loadCase(t, "gateway-route-matches"), Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	rc := out.Routes[0].(*route.RouteConfiguration)
+	var weights []uint32
+	for _, r := range rc.GetVirtualHosts()[0].GetRoutes() {
+		for _, c := range r.GetRoute().GetWeightedClusters().GetClusters() {
+			weights = append(weights, c.GetWeight().GetValue())
+		}
+	}
+	if !slices.Equal(weights, []uint32{90, 10}) {
+		t.Errorf("weights = %v", weights)
+	}
+}

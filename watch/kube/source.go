@@ -1,0 +1,226 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/scheme"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// Source serves the mesh from the Kubernetes API server (Kubernetes mode).
+type Source struct {
+	client           kubernetes.Interface
+	dyn              dynamic.Interface
+	log              *slog.Logger
+	holdOff, maxWait time.Duration
+	component        string
+	syncLogEvery     time.Duration
+
+	mu      sync.Mutex
+	current *watch.Input
+}
+
+// Option configures a Source.
+type Option func(*Source)
+
+// WithDebounce sets the hold-off after the last change and the longest a burst of
+// changes may delay a rebuild (defaults DefaultHoldOff and DefaultMaxWait).
+func WithDebounce(holdOff, maxWait time.Duration) Option {
+	return func(s *Source) { s.holdOff, s.maxWait = holdOff, maxWait }
+}
+
+// WithComponent sets the source component of the Events recorded (default "wardend").
+func WithComponent(name string) Option {
+	return func(s *Source) { s.component = name }
+}
+
+// New returns a Source reading through client (core kinds, Events) and dyn (Istio
+// kinds). A nil log discards logs.
+func New(client kubernetes.Interface, dyn dynamic.Interface, log *slog.Logger, opts ...Option) *Source {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Source{client: client, dyn: dyn, log: log, holdOff: DefaultHoldOff, maxWait: DefaultMaxWait,
+		component: "wardend", syncLogEvery: 10 * time.Second}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
+}
+
+// Run starts the informers, waits until every one has synced, sends the first Input on
+// out, then a new Input after each burst of changes that alters the Version or the
+// Diagnostics. Sends block: the receiver sees every snapshot in order. Run returns nil
+// when ctx ends; it never sends before the caches are complete, and it never sends
+// because the API server failed (the informers keep their caches and retry). Call Run
+// once per Source.
+func (s *Source) Run(ctx context.Context, out chan<- *watch.Input) error {
+	f, err := newFactories(s.client, s.dyn, 0)
+	if err != nil {
+		return err
+	}
+	changed := make(chan struct{}, 1)
+	notify := func() {
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { notify() },
+		UpdateFunc: func(any, any) { notify() },
+		DeleteFunc: func(any) { notify() },
+	}
+	for _, inf := range f.informers {
+		if _, err := inf.informer.AddEventHandler(handler); err != nil {
+			return fmt.Errorf("watch %s: %w", inf.name, err)
+		}
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		f.shutdown()
+	}()
+
+	broadcaster := record.NewBroadcaster(record.WithContext(runCtx))
+	defer broadcaster.Shutdown()
+	broadcaster.StartStructuredLogging(4) // klog at V(4); wardend logs diagnostics itself
+	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
+	ev := &eventer{recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: s.component})}
+
+	f.start(runCtx.Done())
+	if !s.waitForSync(runCtx, f) {
+		return nil
+	}
+	dec := newDecoder()
+	first := s.rebuild(dec, ev, f, nil)
+	if !send(ctx, out, first) {
+		return nil
+	}
+
+	deb := debouncer{holdOff: s.holdOff, maxWait: s.maxWait}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-changed:
+			timer.Reset(time.Until(deb.event(time.Now())))
+		case <-timer.C:
+			deb.fired()
+			prev := s.Current()
+			in := s.rebuild(dec, ev, f, prev)
+			if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
+				continue
+			}
+			if !send(ctx, out, in) {
+				return nil
+			}
+		}
+	}
+}
+
+// waitForSync blocks until every informer has listed its kind once, logging the ones
+// still waiting (say, because a CRD is missing or access is denied). It returns false
+// when ctx ends first.
+func (s *Source) waitForSync(ctx context.Context, f *factories) bool {
+	start := time.Now()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	nextLog := start.Add(s.syncLogEvery)
+	for {
+		waiting := f.unsynced()
+		if len(waiting) == 0 {
+			s.log.Info("kubernetes caches synced", "informers", len(f.informers), "took", time.Since(start).Round(time.Millisecond))
+			return true
+		}
+		if time.Now().After(nextLog) {
+			s.log.Warn("waiting for kubernetes caches; serving nothing until every one has synced",
+				"waiting", waiting, "for", time.Since(start).Round(time.Second))
+			nextLog = time.Now().Add(s.syncLogEvery)
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-poll.C:
+		}
+	}
+}
+
+// rebuild builds a new Input from the caches on top of prev, logs what is new, records
+// Events, and makes it current.
+func (s *Source) rebuild(dec *decoder, ev *eventer, f *factories, prev *watch.Input) *watch.Input {
+	objs, diags, refs := dec.snapshot(f.informers)
+	objs, diags = watch.RetainLastGood(prev, objs, diags)
+	in := watch.Build(objs, diags)
+	s.logChanges(prev, in)
+	ev.report(in.Diagnostics, refs)
+	s.mu.Lock()
+	s.current = in
+	s.mu.Unlock()
+	return in
+}
+
+// logChanges logs each Diagnostic not already reported, and the new version.
+func (s *Source) logChanges(prev, in *watch.Input) {
+	seen := map[string]bool{}
+	if prev != nil {
+		if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
+			return
+		}
+		for _, d := range prev.Diagnostics {
+			seen[d.String()] = true
+		}
+	}
+	for _, d := range in.Diagnostics {
+		if seen[d.String()] {
+			continue
+		}
+		level := slog.LevelWarn
+		if d.IsError() {
+			level = slog.LevelError
+		}
+		s.log.Log(context.Background(), level, d.Message, "kind", d.Kind,
+			"namespace", d.Namespace, "name", d.Name, "field", d.Field)
+	}
+	s.log.Info("configuration built from the API server", "version", in.Version,
+		"diagnostics", len(in.Diagnostics), "rejected", len(in.Rejected), "stale", len(in.Stale))
+}
+
+// Current returns the last Input built, or nil before the caches synced.
+func (s *Source) Current() *watch.Input {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.current
+}
+
+// Diagnostics returns the problems of the current configuration, for status.
+func (s *Source) Diagnostics() []watch.Diagnostic {
+	if in := s.Current(); in != nil {
+		return slices.Clone(in.Diagnostics)
+	}
+	return nil
+}
+
+func send(ctx context.Context, out chan<- *watch.Input, in *watch.Input) bool {
+	select {
+	case out <- in:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
