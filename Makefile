@@ -6,6 +6,7 @@ SHELL := /usr/bin/env bash
 GO          ?= go
 SCENARIOS   ?= e2e/scenarios
 TEST_TIMEOUT ?= 20m
+LOAD_PROXIES ?= 1000
 VENV        := $(CURDIR)/.venv
 BIN         := $(CURDIR)/bin
 
@@ -42,8 +43,9 @@ test: deps build ## go vet, all Go tests (unit and e2e; needs root), then make e
 e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=dir, default e2e/scenarios)
 	@$(E2E_CMD)
 
-bench: ## Run the benchmarks
-	@$(GO) test -run '^$$' -bench . -benchmem ./...
+bench: build ## Go benchmarks (translation, certs) and the 1,000-sidecar xDS load harness
+	@$(call timed,go benchmarks,$(GO) test -run '^$$' -bench . -benchmem ./...)
+	@$(call timed,xds load harness,$(GO) run ./e2e/cmd/load -wardend $(BIN)/wardend -proxies $(LOAD_PROXIES))
 
 lint: ## gofmt (must list nothing) and go vet
 	@files=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \

@@ -29,6 +29,7 @@ type DirWatcher struct {
 	mu      sync.Mutex
 	current *Input
 	watched map[string]bool // only touched by Run's goroutine
+	decoded decodeCache     // only touched by Run's goroutine
 }
 
 // DirOption configures a DirWatcher.
@@ -131,7 +132,10 @@ func (w *DirWatcher) Diagnostics() []Diagnostic {
 // load reads the folder and builds a new Input on top of prev (last good versions of
 // rejected objects). It returns nil when nothing changed.
 func (w *DirWatcher) load(prev *Input) (*Input, error) {
-	objs, diags, err := DecodeDir(w.dir)
+	if w.decoded.files == nil {
+		w.decoded.files = map[string]decodedFile{}
+	}
+	objs, diags, err := decodeDir(w.dir, &w.decoded)
 	if err != nil {
 		return nil, err
 	}

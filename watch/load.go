@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"crypto/sha256"
 	"fmt"
 	"io/fs"
 	"os"
@@ -26,6 +27,38 @@ func LoadDir(dir string) (*Input, []Diagnostic, error) {
 // directories are not. A file that cannot be read is a Diagnostic; only an unreadable
 // dir is an error.
 func DecodeDir(dir string) ([]Object, []Diagnostic, error) {
+	return decodeDir(dir, nil)
+}
+
+// decodeCache keeps each file's decoded objects by content hash, so a reload decodes
+// only the files that changed. Decoded objects are never modified, so sharing them
+// between Inputs is safe.
+type decodeCache struct {
+	files map[string]decodedFile // by shown path
+}
+
+type decodedFile struct {
+	sum   [32]byte
+	objs  []Object
+	diags []Diagnostic
+}
+
+func (c *decodeCache) decode(shown string, data []byte) ([]Object, []Diagnostic) {
+	if c == nil {
+		return DecodeFile(shown, data)
+	}
+	sum := sha256.Sum256(data)
+	if f, ok := c.files[shown]; ok && f.sum == sum {
+		return f.objs, f.diags
+	}
+	objs, diags := DecodeFile(shown, data)
+	c.files[shown] = decodedFile{sum: sum, objs: objs, diags: diags}
+	return objs, diags
+}
+
+// decodeDir is DecodeDir with an optional cache; files no longer present leave it.
+func decodeDir(dir string, cache *decodeCache) ([]Object, []Diagnostic, error) {
+	seen := map[string]bool{}
 	root, err := filepath.EvalSymlinks(dir)
 	if err != nil {
 		return nil, nil, fmt.Errorf("read manifests: %w", err)
@@ -57,13 +90,21 @@ func DecodeDir(dir string) ([]Object, []Diagnostic, error) {
 			diags = append(diags, fileDiagnostic(shown, err))
 			return nil
 		}
-		o, dg := DecodeFile(shown, data)
+		seen[shown] = true
+		o, dg := cache.decode(shown, data)
 		objs = append(objs, o...)
 		diags = append(diags, dg...)
 		return nil
 	})
 	if err != nil {
 		return nil, nil, fmt.Errorf("read manifests in %s: %w", dir, err)
+	}
+	if cache != nil {
+		for f := range cache.files {
+			if !seen[f] {
+				delete(cache.files, f)
+			}
+		}
 	}
 	return objs, diags, nil
 }

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -50,7 +52,9 @@ type proxy struct {
 	streams map[int64]bool
 	// versions last set in the cache, to skip pushes that change nothing.
 	versions map[string]string
-	lastErr  string
+	// build serialises this proxy's snapshot builds, so its snapshots are set in input order.
+	build   sync.Mutex
+	lastErr string
 }
 
 // Server is Warden's xDS server.
@@ -63,12 +67,12 @@ type Server struct {
 	mu      sync.Mutex
 	input   *watch.Input
 	index   *translate.Index         // derived from input once, shared by every proxy's translation
+	rcache  *resourceCache           // hashes and SDS references of the index's resources
 	gen     uint64                   // bumped by every SetInput and Refresh
 	proxies map[string]*proxy        // by node id
 	streams map[int64]*streamBinding // by stream id
 
-	buildMu sync.Mutex // serialises snapshot builds so SetSnapshot order follows input order
-	dirty   chan struct{}
+	dirty chan struct{}
 }
 
 type streamBinding struct {
@@ -109,7 +113,7 @@ func (s *Server) Input() *watch.Input {
 func (s *Server) SetInput(in *watch.Input) {
 	x := translate.NewIndex(in)
 	s.mu.Lock()
-	s.input, s.index = in, x
+	s.input, s.index, s.rcache = in, x, newResourceCache()
 	s.gen++
 	gen := s.gen
 	s.mu.Unlock()
@@ -194,34 +198,52 @@ func (s *Server) pushAll(ctx context.Context) {
 	s.mu.Unlock()
 	sort.Strings(ids)
 	start := s.opts.Now()
-	pushed := 0
+	var pushed atomic.Int64
+	work := make(chan string)
+	var wg sync.WaitGroup
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for id := range work {
+				changed, err := s.rebuild(id)
+				if err != nil {
+					s.log.Error("proxy configuration not updated; it keeps its last good configuration", "proxy", id, "err", err)
+					continue
+				}
+				if changed {
+					pushed.Add(1)
+				}
+			}
+		}()
+	}
 	for _, id := range ids {
 		if ctx.Err() != nil {
-			return
+			break
 		}
-		changed, err := s.rebuild(id)
-		if err != nil {
-			s.log.Error("proxy configuration not updated; it keeps its last good configuration", "proxy", id, "err", err)
-			continue
-		}
-		if changed {
-			pushed++
-		}
+		work <- id
 	}
+	close(work)
+	wg.Wait()
 	if len(ids) > 0 {
-		s.log.Info("configuration evaluated", "proxies", len(ids), "pushed", pushed, "took", s.opts.Now().Sub(start).Round(time.Microsecond))
+		s.log.Info("configuration evaluated", "proxies", len(ids), "pushed", pushed.Load(), "took", s.opts.Now().Sub(start).Round(time.Microsecond))
 	}
 }
 
 // rebuild translates and sets one proxy's snapshot; it reports whether anything changed.
 func (s *Server) rebuild(id string) (bool, error) {
-	s.buildMu.Lock()
-	defer s.buildMu.Unlock()
 	s.mu.Lock()
 	p := s.proxies[id]
-	x, gen := s.index, s.gen
 	s.mu.Unlock()
-	if p == nil || x == nil {
+	if p == nil {
+		return false, nil
+	}
+	p.build.Lock()
+	defer p.build.Unlock()
+	s.mu.Lock()
+	x, gen, rc := s.index, s.gen, s.rcache
+	s.mu.Unlock()
+	if x == nil {
 		return false, nil
 	}
 	tp := translate.Proxy{ID: id, Namespace: p.ident.Namespace, Pod: p.ident.Pod, ServiceAccount: p.ident.ServiceAccount,
@@ -234,7 +256,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("workload certificate for %s/%s: %w", p.ident.Namespace, p.ident.ServiceAccount, err)
 	}
-	snap, versions, counts, err := buildSnapshot(out, sec)
+	snap, versions, counts, err := buildSnapshot(out, sec, rc)
 	if err != nil {
 		return false, err
 	}

@@ -4,7 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
+	"sync"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -33,6 +36,85 @@ type WorkloadSecret struct {
 	RootPEM      []byte
 }
 
+// typeSet is one type's resources as served to one or more proxies. Its version is a
+// hash of its content, so proxies whose sets are equal share one typeSet (interned by
+// version): a thousand sidecars of one namespace hold one copy of their clusters.
+type typeSet struct {
+	version string
+	items   map[string]types.ResourceWithTTL
+	plain   map[string]types.Resource
+	// refs are, for clusters and listeners, the EDS and RDS names they refer to; sds the
+	// SDS secrets. Both are computed once per set.
+	refs map[resource.Type]map[string]bool
+	sds  []string
+
+	vmOnce sync.Once
+	vm     map[string]string
+	vmErr  error
+}
+
+// versionMap is the per-resource version map delta xDS needs, computed once per set.
+func (ts *typeSet) versionMap() (map[string]string, error) {
+	ts.vmOnce.Do(func() {
+		ts.vm = make(map[string]string, len(ts.items))
+		for name, r := range ts.items {
+			b, err := cache.MarshalResource(r.Resource)
+			if err != nil {
+				ts.vmErr = err
+				return
+			}
+			ts.vm[name] = cache.HashResource(b)
+		}
+	})
+	return ts.vm, ts.vmErr
+}
+
+// proxySnapshot is one proxy's snapshot: a typeSet per type. It implements
+// go-control-plane's ResourceSnapshot; like every snapshot it is never modified.
+type proxySnapshot struct {
+	sets map[string]*typeSet
+}
+
+var _ cache.ResourceSnapshot = (*proxySnapshot)(nil)
+
+func (s *proxySnapshot) GetVersion(typeURL string) string {
+	if ts := s.sets[typeURL]; ts != nil {
+		return ts.version
+	}
+	return ""
+}
+
+func (s *proxySnapshot) GetResourcesAndTTL(typeURL string) map[string]types.ResourceWithTTL {
+	if ts := s.sets[typeURL]; ts != nil {
+		return ts.items
+	}
+	return nil
+}
+
+func (s *proxySnapshot) GetResources(typeURL string) map[string]types.Resource {
+	if ts := s.sets[typeURL]; ts != nil {
+		return ts.plain
+	}
+	return nil
+}
+
+func (s *proxySnapshot) ConstructVersionMap() error {
+	for _, ts := range s.sets {
+		if _, err := ts.versionMap(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *proxySnapshot) GetVersionMap(typeURL string) map[string]string {
+	if ts := s.sets[typeURL]; ts != nil {
+		vm, _ := ts.versionMap()
+		return vm
+	}
+	return nil
+}
+
 // buildSnapshot assembles one proxy's snapshot with a content-hash version per type,
 // so that a rebuild of the same configuration pushes nothing and a rotated
 // certificate pushes only SDS. It refuses to return a snapshot whose resources refer
@@ -41,109 +123,205 @@ type WorkloadSecret struct {
 // Only the secrets the resources refer to are served: in ADS mode go-control-plane does
 // not answer a named request that leaves out a resource of the type, and Envoy names
 // exactly the secrets its configuration uses.
-func buildSnapshot(out *translate.Output, sec WorkloadSecret) (*cache.Snapshot, map[string]string, map[string]int, error) {
-	all := []types.Resource{
-		&tlsv3.Secret{Name: SecretDefault, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.CertChainPEM}},
-			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.KeyPEM}},
-		}}},
-		&tlsv3.Secret{Name: SecretRoot, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-			TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.RootPEM}},
-		}}},
+func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache) (*proxySnapshot, map[string]string, map[string]int, error) {
+	snap := &proxySnapshot{sets: map[string]*typeSet{}}
+	for typ, items := range map[string][]types.Resource{
+		resource.ClusterType:  out.Clusters,
+		resource.EndpointType: out.Endpoints,
+		resource.ListenerType: out.Listeners,
+		resource.RouteType:    out.Routes,
+	} {
+		ts, err := rc.set(typ, items)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: %w", shortName(typ), err)
+		}
+		snap.sets[typ] = ts
 	}
 	used := map[string]bool{}
 	for _, n := range out.SecretNames {
 		used[n] = true
 	}
-	for _, r := range append(append([]types.Resource{}, out.Listeners...), out.Clusters...) {
-		for _, n := range sdsRefs(r) {
+	for _, typ := range []string{resource.ClusterType, resource.ListenerType} {
+		for _, n := range snap.sets[typ].sds {
 			used[n] = true
 		}
 	}
 	var secrets []types.Resource
-	for _, s := range all {
-		if used[cache.GetResourceName(s)] {
-			secrets = append(secrets, s)
-		}
+	if used[SecretDefault] {
+		secrets = append(secrets, &tlsv3.Secret{Name: SecretDefault, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.CertChainPEM}},
+			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.KeyPEM}},
+		}}})
+		delete(used, SecretDefault)
 	}
-	byType := map[string][]types.Resource{
-		resource.ClusterType:  out.Clusters,
-		resource.EndpointType: out.Endpoints,
-		resource.ListenerType: out.Listeners,
-		resource.RouteType:    out.Routes,
-		resource.SecretType:   secrets,
+	if used[SecretRoot] {
+		secrets = append(secrets, &tlsv3.Secret{Name: SecretRoot, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+			TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.RootPEM}},
+		}}})
+		delete(used, SecretRoot)
 	}
-	snap := &cache.Snapshot{}
+	if len(used) > 0 {
+		return nil, nil, nil, fmt.Errorf("resources refer to SDS secrets Warden does not serve: %v", sortedKeys(used))
+	}
+	ts, err := rc.set(resource.SecretType, secrets)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("SDS: %w", err)
+	}
+	snap.sets[resource.SecretType] = ts
+	if err := consistent(snap); err != nil {
+		return nil, nil, nil, err
+	}
 	versions := map[string]string{}
 	counts := map[string]int{}
-	for _, typ := range servedTypes {
-		items := byType[typ]
-		v, err := contentVersion(items)
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("hash %s: %w", shortName(typ), err)
-		}
-		snap.Resources[cache.GetResponseType(typ)] = cache.NewResources(v, items)
-		versions[typ] = v
-		counts[typ] = len(items)
-	}
-	if err := snap.Consistent(); err != nil {
-		return nil, nil, nil, fmt.Errorf("inconsistent snapshot: %w", err)
-	}
-	if err := checkSecretRefs(out, secrets); err != nil {
-		return nil, nil, nil, err
+	for typ, ts := range snap.sets {
+		versions[typ], counts[typ] = ts.version, len(ts.items)
 	}
 	return snap, versions, counts, nil
 }
 
-// contentVersion hashes the deterministic encoding of resources, sorted by name.
-func contentVersion(items []types.Resource) (string, error) {
+// consistent checks that every EDS name a cluster refers to and every RDS name a
+// listener refers to is in the snapshot (go-control-plane's Snapshot.Consistent, on
+// references computed once per set).
+func consistent(s *proxySnapshot) error {
+	for _, c := range []struct{ from, to string }{
+		{resource.ClusterType, resource.EndpointType},
+		{resource.ListenerType, resource.RouteType},
+	} {
+		have := s.sets[c.to].items
+		var missing []string
+		for name := range s.sets[c.from].refs[c.to] {
+			if _, ok := have[name]; !ok {
+				missing = append(missing, name)
+			}
+		}
+		if len(missing) > 0 {
+			sort.Strings(missing)
+			return fmt.Errorf("inconsistent snapshot: %s refer to %s not served: %s", shortName(c.from), shortName(c.to),
+				strings.Join(missing, ", "))
+		}
+	}
+	return nil
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// resourceCache remembers, per resource object, its content hash and the SDS secrets
+// it refers to, and interns typeSets by version. translate shares resource objects
+// between the proxies of one input, so each is hashed and walked once per input, not
+// once per proxy. A new cache is made for every input; entries are never stale because
+// resources are immutable once built.
+type resourceCache struct {
+	hashes sync.Map // types.Resource -> [32]byte
+	sds    sync.Map // types.Resource -> []string
+
+	mu   sync.Mutex
+	sets map[string]*typeSet // by type URL + version
+}
+
+func newResourceCache() *resourceCache {
+	return &resourceCache{sets: map[string]*typeSet{}}
+}
+
+func (rc *resourceCache) hash(r types.Resource) ([32]byte, error) {
+	if h, ok := rc.hashes.Load(r); ok {
+		return h.([32]byte), nil
+	}
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+	if err != nil {
+		return [32]byte{}, err
+	}
+	h := sha256.Sum256(b)
+	rc.hashes.Store(r, h)
+	return h, nil
+}
+
+func (rc *resourceCache) refs(r types.Resource) []string {
+	if n, ok := rc.sds.Load(r); ok {
+		return n.([]string)
+	}
+	n := sdsRefs(r)
+	rc.sds.Store(r, n)
+	return n
+}
+
+// version hashes the resources' names and content hashes, in name order.
+func (rc *resourceCache) version(items []types.Resource) (string, error) {
 	type named struct {
 		name string
-		b    []byte
+		h    [32]byte
 	}
 	all := make([]named, 0, len(items))
 	for _, r := range items {
-		b, err := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+		h, err := rc.hash(r)
 		if err != nil {
 			return "", err
 		}
-		all = append(all, named{cache.GetResourceName(r), b})
+		all = append(all, named{cache.GetResourceName(r), h})
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].name < all[j].name })
+	byName := func(a, b named) int { return strings.Compare(a.name, b.name) }
+	if !slices.IsSortedFunc(all, byName) {
+		slices.SortFunc(all, byName)
+	}
 	h := sha256.New()
 	for _, n := range all {
-		fmt.Fprintf(h, "%s\x00%d\x00", n.name, len(n.b))
-		h.Write(n.b)
+		h.Write([]byte(n.name))
+		h.Write([]byte{0})
+		h.Write(n.h[:])
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
-// checkSecretRefs verifies every SDS secret name used by listeners and clusters
-// exists in the snapshot (go-control-plane's Consistent does not check SDS).
-func checkSecretRefs(out *translate.Output, secrets []types.Resource) error {
-	have := map[string]bool{}
-	for _, s := range secrets {
-		have[cache.GetResourceName(s)] = true
+// set returns the interned typeSet for items.
+func (rc *resourceCache) set(typ string, items []types.Resource) (*typeSet, error) {
+	v, err := rc.version(items)
+	if err != nil {
+		return nil, err
 	}
-	var missing []string
-	check := func(name string) {
-		if !have[name] {
-			missing = append(missing, name)
+	key := typ + "/" + v
+	rc.mu.Lock()
+	ts := rc.sets[key]
+	rc.mu.Unlock()
+	if ts != nil {
+		return ts, nil
+	}
+	ts = &typeSet{version: v, items: make(map[string]types.ResourceWithTTL, len(items)),
+		plain: make(map[string]types.Resource, len(items))}
+	for _, r := range items {
+		name := cache.GetResourceName(r)
+		if _, dup := ts.items[name]; dup {
+			return nil, fmt.Errorf("two resources named %q", name)
 		}
+		ts.items[name] = types.ResourceWithTTL{Resource: r}
+		ts.plain[name] = r
 	}
-	for _, n := range out.SecretNames {
-		check(n)
-	}
-	for _, r := range append(append([]types.Resource{}, out.Listeners...), out.Clusters...) {
-		for _, n := range sdsRefs(r) {
-			check(n)
+	if typ == resource.ClusterType || typ == resource.ListenerType {
+		ts.refs = cache.GetResourceReferences(ts.items)
+		seen := map[string]bool{}
+		for _, r := range items {
+			for _, n := range rc.refs(r) {
+				if !seen[n] {
+					seen[n] = true
+					ts.sds = append(ts.sds, n)
+				}
+			}
 		}
+		sort.Strings(ts.sds)
 	}
-	if len(missing) > 0 {
-		sort.Strings(missing)
-		return fmt.Errorf("resources refer to SDS secrets not served: %v", missing)
+	rc.mu.Lock()
+	if cur := rc.sets[key]; cur != nil {
+		ts = cur
+	} else {
+		rc.sets[key] = ts
 	}
-	return nil
+	rc.mu.Unlock()
+	return ts, nil
 }
 
 // sdsRefs walks a resource, including packed Any configs, for SdsSecretConfig names.
