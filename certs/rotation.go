@@ -16,8 +16,8 @@ const (
 	// before trying again.
 	rotationRetry = 10 * time.Second
 	// rotationGap is the least time between two rotation passes, so that
-	// SVIDs that are due as soon as minted (a ttl shorter than ClockSkew, or
-	// a CA about to expire clamping NotAfter) cannot make the loop spin.
+	// SVIDs that are due as soon as minted (a CA about to expire clamping
+	// NotAfter) cannot make the loop spin.
 	rotationGap = time.Second
 )
 

@@ -123,9 +123,9 @@ func TestRunRotationRotatesOnlyDueSVIDs(t *testing.T) {
 
 func TestRunRotationWakesForNewSVIDs(t *testing.T) {
 	clock := &shiftedClock{}
-	// A ttl of 61s (121s with the back-dated minute) puts RotateAt half a
+	// A ttl of 2s is back-dated by a quarter (0.5s), which puts RotateAt half a
 	// second after the mint.
-	store := newRotationStore(t, clock, 61*time.Second)
+	store := newRotationStore(t, clock, 2*time.Second)
 	runner := startRotation(t, store) // idle: nothing to rotate yet
 
 	id := mustID(t, "ns", "new")

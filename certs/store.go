@@ -40,9 +40,9 @@ func WithLogger(l *slog.Logger) StoreOption {
 }
 
 // NewStore returns an empty store that issues SVIDs from ca valid for ttl.
-// As NotBefore is back-dated by ClockSkew, ttl should be well above it (hours
-// in practice); an SVID with ttl below ClockSkew is due for rotation as soon
-// as it is minted. A nil now means time.Now.
+// NotBefore is back-dated by ClockSkew (at most a quarter of ttl), and the whole
+// lifetime is ttl, so an SVID is rotated a quarter of ttl or more after it is
+// minted. A nil now means time.Now.
 func NewStore(ca *CA, ttl time.Duration, now func() time.Time, opts ...StoreOption) *Store {
 	if now == nil {
 		now = time.Now

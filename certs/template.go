@@ -43,9 +43,16 @@ func serverSpec(id spiffeid.ID, dnsNames []string, ips []net.IP, ttl time.Durati
 	}
 }
 
+// backdate is how far NotBefore goes back: ClockSkew, but never more than a quarter of
+// the lifetime, so that a short TTL (tests, aggressive rotation) still leaves most of
+// the certificate's life ahead of it.
+func backdate(ttl time.Duration) time.Duration {
+	return min(ClockSkew, ttl/4)
+}
+
 // leafTemplate builds the certificate template for spec at time now. It is
-// pure: the clock and the serial are inputs. The whole lifetime is ttl, back-dated by
-// ClockSkew (NotBefore = now-ClockSkew, NotAfter = NotBefore+ttl), so a 24 h TTL means
+// pure: the clock and the serial are inputs. The whole lifetime is ttl, back-dated
+// (NotBefore = now-backdate(ttl), NotAfter = NotBefore+ttl), so a 24 h TTL means
 // a certificate valid for 24 h at most; NotAfter is clamped to caNotAfter so that a
 // leaf never outlives the CA that signs it.
 func leafTemplate(spec leafSpec, serial *big.Int, now, caNotAfter time.Time) (*x509.Certificate, error) {
@@ -57,7 +64,8 @@ func leafTemplate(spec leafSpec, serial *big.Int, now, caNotAfter time.Time) (*x
 	case serial == nil || serial.Sign() <= 0:
 		return nil, errors.New("serial number must be positive")
 	}
-	notAfter := now.Add(-ClockSkew).Add(spec.ttl)
+	notBefore := now.Add(-backdate(spec.ttl))
+	notAfter := notBefore.Add(spec.ttl)
 	if notAfter.After(caNotAfter) {
 		notAfter = caNotAfter
 	}
@@ -69,7 +77,7 @@ func leafTemplate(spec leafSpec, serial *big.Int, now, caNotAfter time.Time) (*x
 		URIs:                  []*url.URL{spec.id.URL()},
 		DNSNames:              spec.dnsNames,
 		IPAddresses:           spec.ips,
-		NotBefore:             now.Add(-ClockSkew),
+		NotBefore:             notBefore,
 		NotAfter:              notAfter,
 		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageKeyEncipherment,
 		ExtKeyUsage:           spec.extKeyUsage,

@@ -86,3 +86,15 @@ func TestRootTemplate(t *testing.T) {
 		t.Errorf("NotAfter = %v, want about ten years after %v", tmpl.NotAfter, t0)
 	}
 }
+
+func TestShortTTLIsNotBornExpired(t *testing.T) {
+	for _, ttl := range []time.Duration{2 * time.Second, 40 * time.Second, 4 * time.Minute, 24 * time.Hour} {
+		back := min(ClockSkew, ttl/4)
+		if back != backdate(ttl) {
+			t.Fatalf("ttl %v: backdate %v, want %v", ttl, backdate(ttl), back)
+		}
+		if ttl-back <= ttl/2 {
+			t.Errorf("ttl %v: only %v of life left at mint", ttl, ttl-back)
+		}
+	}
+}

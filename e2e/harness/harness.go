@@ -73,6 +73,8 @@ type Options struct {
 	Log *slog.Logger
 	// Delta makes sidecars use incremental xDS.
 	Delta bool
+	// WardendArgs are extra wardend flags (e.g. --workload-cert-ttl).
+	WardendArgs []string
 }
 
 // Mesh is one running wardend plus its pods.
@@ -83,6 +85,9 @@ type Mesh struct {
 	StateDir  string
 	XDSAddr   string
 	DebugAddr string
+	// Kubeconfig, when set before StartWardend, makes wardend serve that cluster
+	// (Kubernetes mode, --kubeconfig) instead of ConfigDir.
+	Kubeconfig string
 
 	log     *slog.Logger
 	opts    Options
@@ -135,15 +140,22 @@ func (m *Mesh) start(ctx context.Context) error {
 	return nil
 }
 
-// StartWardend launches wardend on the configuration folder.
+// StartWardend launches wardend on the configuration folder, or on the cluster of
+// Kubeconfig when it is set.
 func (m *Mesh) StartWardend(ctx context.Context) error {
 	m.wlog = filepath.Join(m.Cluster.WorkDir(), "wardend.log")
 	lf, err := os.Create(m.wlog)
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(m.Bin.Wardend, "--config-dir", m.ConfigDir, "--state-dir", m.StateDir,
+	source := []string{"--config-dir", m.ConfigDir}
+	if m.Kubeconfig != "" {
+		source = []string{"--kubeconfig", m.Kubeconfig}
+	}
+	args := append(source, "--state-dir", m.StateDir,
 		"--xds-addr", m.XDSAddr, "--debug-addr", m.DebugAddr, "--replica", "wardend-0", "--log-level", "debug")
+	args = append(args, m.opts.WardendArgs...)
+	cmd := exec.Command(m.Bin.Wardend, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// wardend must not outlive the run, even when the runner is killed.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -336,6 +348,20 @@ func (m *Mesh) WaitInputChange(ctx context.Context, prev string, d time.Duration
 		}
 		if v == prev {
 			return errors.New("still on version " + prev)
+		}
+		return nil
+	})
+}
+
+// WaitInputVersion waits until wardend serves the input version want.
+func (m *Mesh) WaitInputVersion(ctx context.Context, want string, d time.Duration) error {
+	return m.waitFor(ctx, d, "wardend to serve input version "+want, func() error {
+		v, err := m.InputVersion(ctx)
+		if err != nil {
+			return err
+		}
+		if v != want {
+			return errors.New("on version " + v)
 		}
 		return nil
 	})

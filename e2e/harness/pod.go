@@ -28,6 +28,9 @@ type PodOptions struct {
 	Sidecar        bool // run a stock Envoy sidecar with capture rules
 	Gateway        bool // Envoy is the only process, no capture (ingress gateway)
 	Delta          bool // sidecar uses delta xDS
+	// TokenFile and RootCertFile, when set, bootstrap Envoy with this service-account
+	// token and mesh root (Kubernetes mode) instead of a token signed from StateDir.
+	TokenFile, RootCertFile string
 }
 
 // Pod is a running pod of the mesh.
@@ -156,7 +159,12 @@ func (m *Mesh) startEnvoy(ctx context.Context, p *Pod) error {
 	bootPath := filepath.Join(p.Dir(), "envoy.json")
 	args := []string{"bootstrap", "--namespace", p.Opts.Namespace, "--service-account", p.Opts.ServiceAccount,
 		"--pod", p.Opts.Name, "--labels", strings.Join(labels, ","), "--ips", p.IP(),
-		"--server", m.XDSAddr, "--state-dir", m.StateDir, "-o", bootPath}
+		"--server", m.XDSAddr, "-o", bootPath}
+	if p.Opts.TokenFile != "" {
+		args = append(args, "--token-file", p.Opts.TokenFile, "--root-cert", p.Opts.RootCertFile)
+	} else {
+		args = append(args, "--state-dir", m.StateDir)
+	}
 	if p.Opts.Delta || m.opts.Delta {
 		args = append(args, "--delta")
 	}
