@@ -5,6 +5,7 @@ SHELL := /usr/bin/env bash
 
 GO          ?= go
 SCENARIOS   ?= e2e/scenarios
+MODE        ?= dir
 TEST_TIMEOUT ?= 20m
 LOAD_PROXIES ?= 1000
 VENV        := $(CURDIR)/.venv
@@ -17,7 +18,7 @@ export WARDEN_ENVOY WARDEN_BIN
 
 # The scenario runner: every *.yaml directly in $(SCENARIOS), against real wardend,
 # stock Envoy and network-namespace pods.
-E2E_CMD ?= $(BIN)/warden-e2e-runner -scenarios $(SCENARIOS)
+E2E_CMD ?= $(BIN)/warden-e2e-runner -mode $(MODE) -scenarios $(SCENARIOS)
 
 # timed runs a command and prints its wall time as `== <label>: <n>s`.
 define timed
@@ -43,7 +44,7 @@ test: deps build ## go vet, all Go tests (unit and e2e; needs root), then make e
 e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=dir, default e2e/scenarios)
 	@$(E2E_CMD)
 
-bench: build ## Go benchmarks (translation, certs) and the 1,000-sidecar xDS load harness
+bench: deps build ## Go benchmarks (translation, certs, RBAC p50/p99 through stock Envoy: e2e/bench) and the 1,000-sidecar xDS load harness
 	@$(call timed,go benchmarks,$(GO) test -run '^$$' -bench . -benchmem ./...)
 	@$(call timed,xds load harness,$(GO) run ./e2e/cmd/load -wardend $(BIN)/wardend -proxies $(LOAD_PROXIES))
 

@@ -104,6 +104,9 @@ func (x *Index) Check(proxy Proxy, req CheckRequest) CheckResult {
 		return res
 	}
 	a.principal, res.Principal = principal, principal
+	if a.sni == "" && principal != "" && req.FromPod != "" && req.Principal == "" {
+		a.sni = meshSNIFor(x.in, w, port) // what the caller's sidecar sends
+	}
 	a.directIP, _ = netip.ParseAddr(srcIP)
 	a.remoteIP = a.directIP
 	if req.RemoteIP != "" {
@@ -182,6 +185,19 @@ func defaultHost(in *watch.Input, w *watch.Workload, port uint32) string {
 		}
 	}
 	return w.PodName + "." + w.Namespace
+}
+
+// meshSNIFor is the SNI a sidecar sends for mesh mTLS to target port of w, through
+// the first Service whose target port it is; "" when none.
+func meshSNIFor(in *watch.Input, w *watch.Workload, port uint32) string {
+	for _, svc := range in.ServicesSelecting(w.Namespace, w.PodLabels) {
+		for _, sp := range svc.Ports {
+			if targetPort(sp, w) == port {
+				return meshSNI(sp.Port, in.Hostname(svc))
+			}
+		}
+	}
+	return ""
 }
 
 // spaceDelimited copies claims with "scope" and "permission" strings split into

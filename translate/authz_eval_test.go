@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -201,6 +202,18 @@ spec: {mtls: {mode: STRICT}}
 			decision:  "DENY", rule: "ns[foo]-policy[deny-nothing]-rule[invalid]",
 		},
 		{
+			name:      "mesh SNI of the caller's sidecar",
+			manifests: policy("sni", "foo", `{rules: [{when: [{key: connection.sni, values: ["outbound_.8000_._.httpbin.foo.svc.cluster.local"]}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW",
+		},
+		{
+			name:      "no SNI from a plaintext caller",
+			manifests: policy("sni", "foo", `{rules: [{when: [{key: connection.sni, values: ["outbound_.8000_._.httpbin.foo.svc.cluster.local"]}]}]}`),
+			req:       CheckRequest{FromPod: "sleep.legacy"},
+			decision:  "DENY",
+		},
+		{
 			name:      "source ip blocks",
 			manifests: policy("ips", "foo", `{rules: [{from: [{source: {ipBlocks: ["10.0.0.0/24"], notIpBlocks: ["10.0.0.21"]}}]}]}`),
 			req:       CheckRequest{FromPod: "sleep.foo"},
@@ -230,6 +243,31 @@ spec: {action: DENY, rules: [{to: [{operation: {methods: ["GET"]}}]}]}
 				t.Errorf("reason %q, want it to contain %q", got.Reason, tc.reason)
 			}
 		})
+	}
+}
+
+func TestManyPrincipalsMerge(t *testing.T) {
+	var list []string
+	for i := range 50 {
+		list = append(list, fmt.Sprintf("%q", fmt.Sprintf("cluster.local/ns/team-%d/sa/caller", i)))
+	}
+	list = append(list, `"cluster.local/ns/foo/sa/sleep"`, `"prefix*"`)
+	in := checkInput(t, policy("many", "foo", `{rules: [{from: [{source: {principals: [`+strings.Join(list, ", ")+`]}}]}]}`))
+	set := NewIndex(in).authz.selectAuthz(&watch.Workload{Meta: watch.Meta{Namespace: "foo"}, PodName: "httpbin", PodLabels: map[string]string{"app": "httpbin"}})
+	or := set.http[0].rules[0].principals[0].kids[0]
+	if len(or.kids) != 2 || or.kids[0].leaf.m.kind != matchRegex || or.kids[1].leaf.m.kind != matchPrefix {
+		t.Fatalf("want one merged regex then the prefix matcher, got %d kids", len(or.kids))
+	}
+	for _, tc := range []struct{ principal, decision string }{
+		{"cluster.local/ns/foo/sa/sleep", "ALLOW"},
+		{"cluster.local/ns/team-49/sa/caller", "ALLOW"},
+		{"cluster.local/ns/team-50/sa/caller", "DENY"},
+		{"cluster.local/ns/team-4/sa/caller-x", "DENY"},
+		{"prefix-anything", "ALLOW"},
+	} {
+		if got := Check(in, httpbin, CheckRequest{Principal: tc.principal}); got.Decision != tc.decision {
+			t.Errorf("%s: %s, want %s", tc.principal, got.Decision, tc.decision)
+		}
 	}
 }
 

@@ -13,7 +13,7 @@ import (
 
 // AuthzCheckResponse is the body of /debug/authz.
 type AuthzCheckResponse struct {
-	InputVersion string                `json:"inputVersion"`
+	InputVersion string                 `json:"inputVersion"`
 	Request      translate.CheckRequest `json:"request"`
 	Result       translate.CheckResult  `json:"result"`
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
+	"google.golang.org/protobuf/types/known/structpb"
 )
 
 // XDSClusterName is the bootstrap cluster pointing at wardend.
@@ -99,6 +100,16 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	}
 	return &bootstrap.Bootstrap{
 		Node: &core.Node{Id: o.Identity.NodeID(), Cluster: nodeCluster, Metadata: md},
+		// Many exact principals in one policy are merged into one regex, far faster to
+		// match than a list of matchers (see translate/authz_rule.go); Envoy's default
+		// regex program size limit (100) would reject it. These are Istio's bootstrap values.
+		LayeredRuntime: &bootstrap.LayeredRuntime{Layers: []*bootstrap.RuntimeLayer{{
+			Name: "warden",
+			LayerSpecifier: &bootstrap.RuntimeLayer_StaticLayer{StaticLayer: &structpb.Struct{Fields: map[string]*structpb.Value{
+				"re2.max_program_size.error_level": structpb.NewNumberValue(32768),
+				"re2.max_program_size.warn_level":  structpb.NewNumberValue(32768),
+			}}},
+		}}},
 		Admin: &bootstrap.Admin{Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
 			Address: o.AdminAddr, PortSpecifier: &core.SocketAddress_PortValue{PortValue: o.AdminPort}}}}},
 		DynamicResources: &bootstrap.Bootstrap_DynamicResources{

@@ -82,6 +82,7 @@ func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
 		writeJSON(w, resp)
 	})
 	s.registerViews(mux)
+	mux.HandleFunc("/debug/authz", s.AuthzCheckHandler)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)

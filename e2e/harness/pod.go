@@ -264,10 +264,43 @@ func (m *Mesh) WaitAppReady(ctx context.Context, p *Pod) error {
 	})
 }
 
-// EnvoyConfigDump returns the sidecar's admin config_dump (from inside its pod).
+// EnvoyConfigDump returns the proxy's dynamic configuration from its admin config_dump
+// (listeners, routes, clusters; the bootstrap is left out), from inside its pod.
 func (m *Mesh) EnvoyConfigDump(ctx context.Context, p *Pod) (string, error) {
-	out, err := p.Exec(ctx, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15000/config_dump")
-	return string(out), err
+	var b strings.Builder
+	for _, res := range []string{"dynamic_listeners", "dynamic_route_configs", "dynamic_active_clusters"} {
+		out, err := p.Exec(ctx, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15000/config_dump?resource="+res)
+		if err != nil {
+			return b.String(), fmt.Errorf("%v: %s", err, out)
+		}
+		b.Write(out)
+	}
+	return b.String(), nil
+}
+
+// WaitDrained waits until no Envoy of the mesh still drains old listeners or filter
+// chains. A configuration change reaches new connections once it is ACKed, but
+// connections accepted by a replaced filter chain keep its old behaviour (no RBAC, say)
+// until they drain: only then has every request the new behaviour.
+func (m *Mesh) WaitDrained(ctx context.Context, d time.Duration) error {
+	return m.waitFor(ctx, d, "old listeners and filter chains to drain", func() error {
+		for _, p := range m.Pods() {
+			if p.Envoy == nil {
+				continue
+			}
+			out, err := p.Exec(ctx, "curl", "-sS", "--max-time", "5",
+				"http://127.0.0.1:15000/stats?filter=^listener_manager.total_(filter_chains|listeners)_draining$")
+			if err != nil {
+				return fmt.Errorf("%s admin stats: %v: %s", p.ID(), err, out)
+			}
+			for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+				if k, v, ok := strings.Cut(line, ": "); ok && strings.TrimSpace(v) != "0" {
+					return fmt.Errorf("%s: %s = %s", p.ID(), k, v)
+				}
+			}
+		}
+		return nil
+	})
 }
 
 // Diagnose collects what a person needs to see when something failed.

@@ -15,6 +15,12 @@ const syncTimeout = 60 * time.Second
 // kube-dns would, hands the objects to wardend, and waits until every proxy is SYNCED
 // on the new configuration. It returns how long the wait for convergence took.
 func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
+	// Read before anything of this round can reach wardend (in Kubernetes mode a new
+	// Pod object does, before its containers start).
+	prev, err := w.mesh.InputVersion(ctx)
+	if err != nil {
+		return 0, err
+	}
 	in := w.build(nil)
 	desired := w.desiredPods(in)
 	pods := map[string]*harness.Pod{}
@@ -43,11 +49,14 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 		}
 	}
 	// As a kubelet does, start the containers as soon as the pod exists; wardend learns
-	// of the pod (and its IP) afterwards, so what it fetches from apps (JWKS) is up.
+	// of the pod's configuration afterwards, so what it fetches from apps (JWKS) is up.
 	for key, spec := range desired {
 		p := pods[key]
 		if p.App != nil || p.Envoy != nil {
 			continue
+		}
+		if err := w.backend.preparePod(ctx, p, &spec); err != nil {
+			return 0, err
 		}
 		if err := w.mesh.StartPod(ctx, p, spec.opts); err != nil {
 			return 0, err
@@ -59,25 +68,17 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 			return 0, err
 		}
 	}
-	docs, err := w.withStatus(pods)
-	if err != nil {
-		return 0, err
-	}
-	in = w.build(docs)
-	w.input = in
-	if err := w.syncNetwork(ctx, in); err != nil {
-		return 0, err
-	}
-	prev, err := w.mesh.InputVersion(ctx)
-	if err != nil {
-		return 0, err
-	}
 	start := time.Now()
-	changed, err := w.writeConfig(docs)
+	want, err := w.backend.publish(ctx, w, desired, pods)
 	if err != nil {
 		return 0, err
 	}
-	if changed {
+	switch {
+	case want.version != "":
+		if err := w.mesh.WaitInputVersion(ctx, want.version, syncTimeout); err != nil {
+			return 0, err
+		}
+	case want.changed:
 		if err := w.mesh.WaitInputChange(ctx, prev, syncTimeout); err != nil {
 			return 0, err
 		}
@@ -91,5 +92,9 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 	if _, err := w.mesh.WaitSynced(ctx, proxies, syncTimeout); err != nil {
 		return 0, fmt.Errorf("mesh did not converge: %w", err)
 	}
-	return time.Since(start), nil
+	synced := time.Since(start)
+	if err := w.mesh.WaitDrained(ctx, syncTimeout); err != nil {
+		return 0, err
+	}
+	return synced, nil
 }

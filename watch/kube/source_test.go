@@ -70,7 +70,7 @@ func TestSourceBuildsInputAndRecordsEvents(t *testing.T) {
 	)
 	created := make(chan *corev1.Event, 10)
 	client.PrependReactor("create", "events", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		created <- a.(k8stesting.CreateAction).GetObject().(*corev1.Event)
+		created <- a.(k8stesting.CreateAction).GetObject().(*corev1.Event).DeepCopy()
 		return false, nil, nil
 	})
 	src := New(client, dyn, nil, WithDebounce(10*time.Millisecond, time.Second))

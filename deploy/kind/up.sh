@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# up.sh creates a kind cluster running Warden and the chapter 9 sample, for users with
+# Docker, kind and kubectl. It cannot run on the project's CI machines (no Docker); the
+# manifests it applies are tested there against a real kube-apiserver (e2e/kube).
+#
+#   deploy/kind/up.sh            # cluster "warden"
+#   KIND_CLUSTER=x deploy/kind/up.sh
+set -euo pipefail
+
+cd "$(dirname "$0")/../.."
+CLUSTER="${KIND_CLUSTER:-warden}"
+IMAGE="${WARDEN_IMAGE:-wardend:dev}"
+SAMPLE="${WARDEN_SAMPLE:-deploy/kind/sample}"
+
+for c in docker kind kubectl; do
+	command -v "$c" >/dev/null || { echo "up.sh needs $c" >&2; exit 1; }
+done
+
+if ! kind get clusters | grep -qx "$CLUSTER"; then
+	kind create cluster --name "$CLUSTER" --wait 120s
+fi
+kubectl config use-context "kind-$CLUSTER"
+
+docker build -f deploy/kind/Dockerfile -t "$IMAGE" .
+kind load docker-image --name "$CLUSTER" "$IMAGE"
+
+# Namespaces, the Istio CRDs, RBAC and wardend, with server-side apply (the CRDs are
+# too large for client-side apply's annotation).
+kubectl apply --server-side -f deploy/00-namespaces.yaml -f deploy/10-istio-crds.yaml
+kubectl wait --for condition=established --timeout=60s crd -l app=istio-pilot
+kubectl apply --server-side -f deploy/20-rbac.yaml -f deploy/30-wardend.yaml
+kubectl -n warden-system rollout status deployment/wardend --timeout=180s
+
+if [[ -d "$SAMPLE" ]]; then
+	echo "== applying the sample in $SAMPLE"
+	kubectl apply --server-side -R -f "$SAMPLE"
+fi
+kubectl apply --server-side -f deploy/sidecar/sidecar-template.yaml
+
+# Sidecars pin the mesh root: publish it where workloads read it (their pods wait for
+# this ConfigMap before they start).
+root="$(kubectl -n warden-system get secret cacerts -o jsonpath='{.data.root-cert\.pem}' 2>/dev/null ||
+	kubectl -n warden-system get secret warden-ca -o jsonpath='{.data.root-cert\.pem}')"
+for ns in default $(kubectl get ns -l istio-injection=enabled -o jsonpath='{.items[*].metadata.name}'); do
+	printf %s "$root" | base64 -d >"${TMPDIR:-/tmp}/warden-root-cert.pem"
+	kubectl -n "$ns" create configmap warden-ca-root --from-file=root-cert.pem="${TMPDIR:-/tmp}/warden-root-cert.pem" \
+		--dry-run=client -o yaml | kubectl apply --server-side -f -
+done
+echo "== Warden is up. Status: kubectl -n warden-system port-forward svc/wardend 15014 & wardenctl status --server 127.0.0.1:15014"
