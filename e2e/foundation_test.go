@@ -81,66 +81,98 @@ spec:
 // running wardend --config-dir: STRICT refuses plaintext, the sidecar-to-sidecar call is
 // mTLS with the caller's SPIFFE ID visible to the app, and switching the file to
 // PERMISSIVE lets plaintext through without a restart.
-func TestFoundationMTLS(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := harness.Start(ctx, harness.Options{Log: log})
+// demo is the two-sidecar mesh the e2e tests share: server (delta xDS) and client
+// (SotW) with sidecars in namespace demo, a sidecar-less sleep in namespace legacy, and
+// Service server.demo; fail reports with wardend's and the Envoys' logs.
+type demo struct {
+	m                      *harness.Mesh
+	server, client, legacy *harness.Pod
+	fail                   func(format string, args ...any)
+}
+
+// startDemo starts wardend with files (name -> manifest) besides the workloads, and
+// the three pods, and returns once both sidecars are SYNCED.
+func startDemo(ctx context.Context, t *testing.T, opts harness.Options, files map[string]string) *demo {
+	t.Helper()
+	opts.Log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	m, err := harness.Start(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer m.Close()
-	fail := func(format string, args ...any) {
+	t.Cleanup(func() { m.Close() })
+	d := &demo{m: m}
+	d.fail = func(format string, args ...any) {
 		t.Helper()
 		t.Fatalf(format+"\n%s", append(args, m.Diagnose(ctx))...)
 	}
-	if err := m.WriteConfig("10-strict.yaml", peerAuthn("STRICT")); err != nil {
-		t.Fatal(err)
+	for name, content := range files {
+		if err := m.WriteConfig(name, content); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := m.StartWardend(ctx); err != nil {
 		t.Fatal(err)
 	}
-	server, err := m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "server", ServiceAccount: "server",
-		Labels: map[string]string{"app": "server"}, HTTPPorts: []uint32{8080}, Sidecar: true, Delta: true})
-	if err != nil {
-		fail("%v", err)
+	if d.server, err = m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "server", ServiceAccount: "server",
+		Labels: map[string]string{"app": "server"}, HTTPPorts: []uint32{8080}, Sidecar: true, Delta: true}); err != nil {
+		d.fail("%v", err)
 	}
-	client, err := m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "client", ServiceAccount: "client",
-		Labels: map[string]string{"app": "client"}, HTTPPorts: []uint32{8080}, Sidecar: true})
-	if err != nil {
-		fail("%v", err)
+	if d.client, err = m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "client", ServiceAccount: "client",
+		Labels: map[string]string{"app": "client"}, HTTPPorts: []uint32{8080}, Sidecar: true}); err != nil {
+		d.fail("%v", err)
 	}
-	legacy, err := m.AddPod(ctx, harness.PodOptions{Namespace: "legacy", Name: "sleep", HTTPPorts: []uint32{8080}})
-	if err != nil {
-		fail("%v", err)
+	if d.legacy, err = m.AddPod(ctx, harness.PodOptions{Namespace: "legacy", Name: "sleep", HTTPPorts: []uint32{8080}}); err != nil {
+		d.fail("%v", err)
 	}
 	vip, err := m.Cluster.AllocServiceIP()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Cluster.SetHosts(client.Pod, map[string]string{"server.demo": vip, "server.demo.svc.cluster.local": vip}); err != nil {
+	if err := m.Cluster.SetHosts(d.client.Pod, map[string]string{"server.demo": vip, "server.demo.svc.cluster.local": vip}); err != nil {
 		t.Fatal(err)
 	}
-	prev, err := m.InputVersion(ctx)
-	if err != nil {
-		fail("%v", err)
-	}
-	if err := m.WriteConfig("00-workloads.yaml", foundationManifests(server.IP(), client.IP(), vip)); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.WaitInputChange(ctx, prev, 20*time.Second); err != nil {
-		fail("%v", err)
-	}
-	for _, p := range []*harness.Pod{server, client, legacy} {
+	d.write("00-workloads.yaml", foundationManifests(d.server.IP(), d.client.IP(), vip))
+	for _, p := range []*harness.Pod{d.server, d.client, d.legacy} {
 		if err := m.WaitAppReady(ctx, p); err != nil {
-			fail("%v", err)
+			d.fail("%v", err)
 		}
 	}
-	took, err := m.WaitSynced(ctx, []string{"server.demo", "client.demo"}, 60*time.Second)
-	if err != nil {
-		fail("%v", err)
+	if _, err := m.WaitSynced(ctx, []string{"server.demo", "client.demo"}, 60*time.Second); err != nil {
+		d.fail("%v", err)
 	}
-	t.Logf("proxies SYNCED after %v", took)
+	return d
+}
+
+// write changes (or, with empty content, removes) one manifest file and waits until
+// wardend serves the new configuration.
+func (d *demo) write(name, content string) {
+	ctx := context.Background()
+	prev, err := d.m.InputVersion(ctx)
+	if err != nil {
+		d.fail("%v", err)
+	}
+	if content == "" {
+		err = d.m.RemoveConfig(name)
+	} else {
+		err = d.m.WriteConfig(name, content)
+	}
+	if err != nil {
+		d.fail("%v", err)
+	}
+	if err := d.m.WaitInputChange(ctx, prev, 20*time.Second); err != nil {
+		d.fail("%v", err)
+	}
+}
+
+// TestFoundationMTLS drives two stock Envoy sidecars (one SotW, one delta) against a
+// running wardend --config-dir: STRICT refuses plaintext, the sidecar-to-sidecar call is
+// mTLS with the caller's SPIFFE ID visible to the app, and switching the file to
+// PERMISSIVE lets plaintext through without a restart.
+func TestFoundationMTLS(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	d := startDemo(ctx, t, harness.Options{}, map[string]string{"10-strict.yaml": peerAuthn("STRICT")})
+	m, server, client, legacy, fail := d.m, d.server, d.client, d.legacy, d.fail
 
 	// STRICT: plaintext from a pod without a sidecar gets no HTTP response at all.
 	r, err := m.Request(ctx, legacy, "GET", "http://"+server.IP()+":8080/plain", nil)
@@ -164,14 +196,8 @@ func TestFoundationMTLS(t *testing.T) {
 	}
 
 	// PERMISSIVE, with no restart: plaintext gets through.
-	prev, _ = m.InputVersion(ctx)
-	if err := m.WriteConfig("10-strict.yaml", peerAuthn("PERMISSIVE")); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.WaitInputChange(ctx, prev, 20*time.Second); err != nil {
-		fail("%v", err)
-	}
-	took, err = m.WaitSynced(ctx, []string{"server.demo", "client.demo"}, 30*time.Second)
+	d.write("10-strict.yaml", peerAuthn("PERMISSIVE"))
+	took, err := m.WaitSynced(ctx, []string{"server.demo", "client.demo"}, 30*time.Second)
 	if err != nil {
 		fail("%v", err)
 	}

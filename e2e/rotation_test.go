@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -88,46 +86,8 @@ func envoySerials(ctx context.Context, p *harness.Pod) (string, error) {
 func TestCertificateRotationWithoutReconnect(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := harness.Start(ctx, harness.Options{Log: log, WardendArgs: []string{"--workload-cert-ttl", "40s"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf(format+"\n%s", append(args, m.Diagnose(ctx))...)
-	}
-	if err := m.StartWardend(ctx); err != nil {
-		t.Fatal(err)
-	}
-	server, err := m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "server", ServiceAccount: "server",
-		Labels: map[string]string{"app": "server"}, HTTPPorts: []uint32{8080}, Sidecar: true})
-	if err != nil {
-		fail("%v", err)
-	}
-	client, err := m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "client", ServiceAccount: "client",
-		Labels: map[string]string{"app": "client"}, HTTPPorts: []uint32{8080}, Sidecar: true})
-	if err != nil {
-		fail("%v", err)
-	}
-	vip, err := m.Cluster.AllocServiceIP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Cluster.SetHosts(client.Pod, map[string]string{"server.demo": vip}); err != nil {
-		t.Fatal(err)
-	}
-	prev, _ := m.InputVersion(ctx)
-	if err := m.WriteConfig("00-workloads.yaml", foundationManifests(server.IP(), client.IP(), vip)); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.WaitInputChange(ctx, prev, 20*time.Second); err != nil {
-		fail("%v", err)
-	}
-	if _, err := m.WaitSynced(ctx, []string{"client.demo", "server.demo"}, 60*time.Second); err != nil {
-		fail("%v", err)
-	}
+	d := startDemo(ctx, t, harness.Options{WardendArgs: []string{"--workload-cert-ttl", "40s"}}, nil)
+	m, client, fail := d.m, d.client, d.fail
 	var first string
 	if err := waitUntil(ctx, 20*time.Second, func() (err error) { first, err = envoySerials(ctx, client); return err }); err != nil {
 		fail("%v", err)
@@ -136,7 +96,7 @@ func TestCertificateRotationWithoutReconnect(t *testing.T) {
 
 	// 40 s lifetime, back-dated 10 s: rotation is due 10 s after the mint.
 	var second string
-	err = waitUntil(ctx, 60*time.Second, func() error {
+	err := waitUntil(ctx, 60*time.Second, func() error {
 		s, err := envoySerials(ctx, client)
 		if err != nil {
 			return err

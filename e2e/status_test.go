@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -50,56 +49,9 @@ type statusDetail struct {
 func TestSyncStatus(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	m, err := harness.Start(ctx, harness.Options{Log: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	fail := func(format string, args ...any) {
-		t.Helper()
-		t.Fatalf(format+"\n%s", append(args, m.Diagnose(ctx))...)
-	}
-	if err := m.StartWardend(ctx); err != nil {
-		t.Fatal(err)
-	}
-	server, err := m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "server", ServiceAccount: "server",
-		Labels: map[string]string{"app": "server"}, HTTPPorts: []uint32{8080}, Sidecar: true})
-	if err != nil {
-		fail("%v", err)
-	}
-	client, err := m.AddPod(ctx, harness.PodOptions{Namespace: "demo", Name: "client", ServiceAccount: "client",
-		Labels: map[string]string{"app": "client"}, HTTPPorts: []uint32{8080}, Sidecar: true})
-	if err != nil {
-		fail("%v", err)
-	}
-	vip, err := m.Cluster.AllocServiceIP()
-	if err != nil {
-		t.Fatal(err)
-	}
-	apply := func(name, yaml string) {
-		t.Helper()
-		prev, err := m.InputVersion(ctx)
-		if err != nil {
-			fail("%v", err)
-		}
-		if yaml == "" {
-			err = m.RemoveConfig(name)
-		} else {
-			err = m.WriteConfig(name, yaml)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.WaitInputChange(ctx, prev, 20*time.Second); err != nil {
-			fail("%v", err)
-		}
-	}
-	apply("00-workloads.yaml", foundationManifests(server.IP(), client.IP(), vip))
+	d := startDemo(ctx, t, harness.Options{}, nil)
+	m, client, fail, apply := d.m, d.client, d.fail, d.write
 	both := []string{"client.demo", "server.demo"}
-	if _, err := m.WaitSynced(ctx, both, 60*time.Second); err != nil {
-		fail("%v", err)
-	}
 
 	// The intent/config_dump diff agrees when SYNCED, and notices a missing cluster.
 	dump, err := client.Exec(ctx, "curl", "-sS", "--max-time", "5", "http://127.0.0.1:15000/config_dump?include_eds")

@@ -2,26 +2,26 @@ package watch
 
 import "time"
 
-// debouncer computes when to reload after a burst of events: holdOff after the last
-// event, but no later than maxWait after the first event of the burst, so continuous
-// churn cannot postpone a reload forever.
-type debouncer struct {
-	holdOff, maxWait time.Duration
+// Debouncer computes when to reload after a burst of changes: HoldOff after the last
+// change, but no later than MaxWait after the first change of the burst, so continuous
+// churn cannot postpone a reload forever. Directory and Kubernetes mode share it.
+type Debouncer struct {
+	HoldOff, MaxWait time.Duration
 	first            time.Time
 	pending          bool
 }
 
-// event records an event at now and returns the time the reload is due.
-func (d *debouncer) event(now time.Time) time.Time {
+// Event records a change at now and returns the time the reload is due.
+func (d *Debouncer) Event(now time.Time) time.Time {
 	if !d.pending {
 		d.pending, d.first = true, now
 	}
-	due := now.Add(d.holdOff)
-	if limit := d.first.Add(d.maxWait); due.After(limit) {
+	due := now.Add(d.HoldOff)
+	if limit := d.first.Add(d.MaxWait); due.After(limit) {
 		due = limit
 	}
 	return due
 }
 
-// fired ends the burst.
-func (d *debouncer) fired() { d.pending = false }
+// Fired ends the burst.
+func (d *Debouncer) Fired() { d.pending = false }

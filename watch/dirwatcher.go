@@ -74,7 +74,7 @@ func (w *DirWatcher) Run(ctx context.Context, out chan<- *Input) error {
 		return nil
 	}
 
-	deb := debouncer{holdOff: w.holdOff, maxWait: w.maxWait}
+	deb := Debouncer{HoldOff: w.holdOff, MaxWait: w.maxWait}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -90,15 +90,15 @@ func (w *DirWatcher) Run(ctx context.Context, out chan<- *Input) error {
 			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
 				delete(w.watched, ev.Name) // a watched directory went away: watch it anew if it returns
 			}
-			timer.Reset(time.Until(deb.event(time.Now())))
+			timer.Reset(time.Until(deb.Event(time.Now())))
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return errors.New("watch: file watcher closed")
 			}
 			w.log.Warn("file watcher error; reloading", "dir", w.dir, "err", err)
-			timer.Reset(time.Until(deb.event(time.Now())))
+			timer.Reset(time.Until(deb.Event(time.Now())))
 		case <-timer.C:
-			deb.fired()
+			deb.Fired()
 			if err := w.syncWatches(fw); err != nil {
 				w.log.Error("watch directories", "dir", w.dir, "err", err)
 			}

@@ -110,7 +110,7 @@ func (s *Source) Run(ctx context.Context, out chan<- *watch.Input) error {
 		return nil
 	}
 
-	deb := debouncer{holdOff: s.holdOff, maxWait: s.maxWait}
+	deb := watch.Debouncer{HoldOff: s.holdOff, MaxWait: s.maxWait}
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -119,9 +119,9 @@ func (s *Source) Run(ctx context.Context, out chan<- *watch.Input) error {
 		case <-ctx.Done():
 			return nil
 		case <-changed:
-			timer.Reset(time.Until(deb.event(time.Now())))
+			timer.Reset(time.Until(deb.Event(time.Now())))
 		case <-timer.C:
-			deb.fired()
+			deb.Fired()
 			prev := s.Current()
 			in := s.rebuild(dec, ev, f, prev)
 			if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
