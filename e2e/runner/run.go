@@ -24,6 +24,9 @@ type Options struct {
 	StepHook func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool)
 	// ExtraFailed counts failures found before running (files that did not load).
 	ExtraFailed int
+	// Mode is how the objects reach wardend: ModeDir (default, a folder) or ModeKube
+	// (a real kube-apiserver, started per scenario).
+	Mode string
 }
 
 // Summary counts step results.
@@ -69,8 +72,29 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 		sum.Failed++
 		return sum
 	}
-	defer m.Close()
-	w := newWorld(m, sc)
+	bstart := time.Now()
+	b, err := newBackend(ctx, o.Mode, m, o)
+	if err != nil {
+		fmt.Fprintf(o.Out, "FAIL %s/setup: %v\n", sc.Name, err)
+		sum.Failed++
+		if err := m.Close(); err != nil {
+			o.Log.Warn("close mesh", "err", err)
+		}
+		return sum
+	}
+	if o.Mode == ModeKube {
+		fmt.Fprintf(o.Out, "=== %s: kube-apiserver ready, deploy/ applied (%s)\n", sc.Name, time.Since(bstart).Round(time.Millisecond))
+	}
+	// wardend stops before what it watches.
+	defer func() {
+		if err := m.Close(); err != nil {
+			o.Log.Warn("close mesh", "err", err)
+		}
+		if err := b.close(); err != nil {
+			o.Log.Warn("close backend", "mode", o.Mode, "err", err)
+		}
+	}()
+	w := newWorld(m, sc, b)
 	setupFail := func(err error) Summary {
 		fmt.Fprintf(o.Out, "FAIL %s/setup: %v\n%s", sc.Name, err, indent(m.Diagnose(ctx)))
 		sum.Failed++
@@ -86,10 +110,7 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 	if w.outside, err = m.CreatePod(ctx, "outside", "client"); err != nil {
 		return setupFail(err)
 	}
-	if _, err := w.writeConfig(map[objKey][]byte{}); err != nil {
-		return setupFail(err)
-	}
-	if err := m.StartWardend(ctx); err != nil {
+	if err := b.startWardend(ctx); err != nil {
 		return setupFail(err)
 	}
 	took, err := w.reconcile(ctx)

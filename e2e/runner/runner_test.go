@@ -12,9 +12,15 @@ import (
 	"github.com/wardenmesh/warden/e2e/scenario"
 )
 
-// TestRunnerReportsPassAndFail runs a scenario whose second step must fail, and checks
-// the lines and counts a person and CI read.
+// TestRunnerReportsPassAndFail runs, in both modes, a scenario whose second step must
+// fail, and checks the lines and counts a person and CI read.
 func TestRunnerReportsPassAndFail(t *testing.T) {
+	for _, mode := range []string{ModeDir, ModeKube} {
+		t.Run(mode, func(t *testing.T) { testPassAndFail(t, mode) })
+	}
+}
+
+func testPassAndFail(t *testing.T, mode string) {
 	dir := t.TempDir()
 	sc := `name: runner-self-test
 manifests:
@@ -54,18 +60,22 @@ steps:
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var out bytes.Buffer
-	sum := Run(ctx, scs, Options{Out: &out})
+	sum := Run(ctx, scs, Options{Out: &out, Mode: mode})
 	text := out.String()
 	if sum.Passed != 1 || sum.Failed != 1 {
 		t.Fatalf("summary %+v, want 1 passed 1 failed\n%s", sum, text)
 	}
-	for _, want := range []string{
+	wants := []string{
 		"PASS runner-self-test/echo answers through the service\n",
 		"FAIL runner-self-test/this expectation is wrong on purpose: want status 404 got status 200",
 		"--- envoy web.shop config_dump ---",
 		"--- wardend log (tail) ---",
 		"\n1 passed, 1 failed\n",
-	} {
+	}
+	if mode == ModeKube {
+		wants = append(wants, "=== runner-self-test: kube-apiserver ready, deploy/ applied (")
+	}
+	for _, want := range wants {
 		if !strings.Contains(text, want) {
 			t.Errorf("output lacks %q:\n%s", want, text)
 		}

@@ -238,7 +238,7 @@ func (w *world) runPeerCert(ctx context.Context, st *scenario.Step) (outcome, er
 	}
 	// The caller's own workload certificate: the same CA mints it for the same SPIFFE ID
 	// its sidecar holds.
-	ca, err := certs.LoadOrCreateCA(w.mesh.StateDir, in.TrustDomain, time.Now)
+	ca, err := w.backend.meshCA(ctx, in.TrustDomain)
 	if err != nil {
 		return outcome{}, err
 	}

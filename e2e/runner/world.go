@@ -45,17 +45,17 @@ func (k objKey) fileName() string {
 type world struct {
 	mesh    *harness.Mesh
 	sc      *scenario.Scenario
+	backend backend           // how the objects reach wardend
 	objects map[objKey][]byte // applied manifests, one YAML document each
-	vips    map[string]string // service "ns/name" -> virtual IP
-	written map[string][]byte // file name -> content last written to wardend's folder
+	vips    map[string]string // service "ns/name" -> virtual IP the cluster allocated
 	input   *watch.Input      // the input built from objects (runner's own view)
 	dnat    map[string]bool   // "vip:port" installed
 	outside *harness.Pod
 }
 
-func newWorld(m *harness.Mesh, sc *scenario.Scenario) *world {
-	return &world{mesh: m, sc: sc, objects: map[objKey][]byte{}, vips: map[string]string{},
-		written: map[string][]byte{}, dnat: map[string]bool{}}
+func newWorld(m *harness.Mesh, sc *scenario.Scenario, b backend) *world {
+	return &world{mesh: m, sc: sc, backend: b, objects: map[objKey][]byte{}, vips: map[string]string{},
+		dnat: map[string]bool{}}
 }
 
 // splitDocs splits multi-document YAML into non-empty documents.
@@ -174,6 +174,9 @@ func sortedKeys[V any](m map[objKey]V) []objKey {
 // podSpec is what the runner starts for one workload.
 type podSpec struct {
 	opts harness.PodOptions
+	// What a Pod object of the workload carries besides opts (Kubernetes mode).
+	annotations map[string]string
+	ports       []watch.Port
 }
 
 func (a podSpec) equal(b podSpec) bool {
@@ -234,7 +237,7 @@ func (w *world) desiredPods(in *watch.Input) map[string]podSpec {
 		if app, ok := w.sc.Apps[wl.Namespace+"/"+wl.PodName]; ok {
 			o.AppConfig = app
 		}
-		out[o.Namespace+"/"+o.Name] = podSpec{opts: o}
+		out[o.Namespace+"/"+o.Name] = podSpec{opts: o, annotations: wl.PodAnnotations, ports: wl.Ports}
 	}
 	return out
 }
@@ -265,11 +268,14 @@ func (w *world) withStatus(pods map[string]*harness.Pod) (map[objKey][]byte, err
 				obj["spec"] = spec
 			}
 			if ip, _ := spec["clusterIP"].(string); ip == "" {
-				vip, err := w.vip(k.namespace + "/" + k.name)
+				vip, err := w.backend.serviceIP(k.namespace, k.name)
 				if err != nil {
 					return nil, err
 				}
-				spec["clusterIP"] = vip
+				if vip != "" {
+					spec["clusterIP"] = vip
+					w.vips[k.namespace+"/"+k.name] = vip
+				}
 			}
 			b, err := yaml.Marshal(obj)
 			if err != nil {
@@ -319,42 +325,31 @@ func (w *world) withStatus(pods map[string]*harness.Pod) (map[objKey][]byte, err
 	return out, nil
 }
 
-func (w *world) vip(key string) (string, error) {
-	if ip, ok := w.vips[key]; ok {
-		return ip, nil
-	}
-	ip, err := w.mesh.Cluster.AllocServiceIP()
-	if err != nil {
-		return "", err
-	}
-	w.vips[key] = ip
-	return ip, nil
-}
-
-// writeConfig makes wardend's folder hold exactly docs; it reports whether anything changed.
-func (w *world) writeConfig(docs map[objKey][]byte) (bool, error) {
+// writeConfig makes wardend's folder hold exactly docs; written is what it holds now
+// (file name -> content) and is updated. It reports whether anything changed.
+func writeConfig(m *harness.Mesh, written map[string][]byte, docs map[objKey][]byte) (bool, error) {
 	want := map[string][]byte{}
 	for k, d := range docs {
 		want[k.fileName()] = d
 	}
 	changed := false
-	for name := range w.written {
+	for name := range written {
 		if _, ok := want[name]; !ok {
-			if err := w.mesh.RemoveConfig(name); err != nil && !os.IsNotExist(err) {
+			if err := m.RemoveConfig(name); err != nil && !os.IsNotExist(err) {
 				return false, err
 			}
-			delete(w.written, name)
+			delete(written, name)
 			changed = true
 		}
 	}
 	for name, d := range want {
-		if bytes.Equal(w.written[name], d) {
+		if bytes.Equal(written[name], d) {
 			continue
 		}
-		if err := w.mesh.WriteConfig(name, string(d)); err != nil {
+		if err := m.WriteConfig(name, string(d)); err != nil {
 			return false, err
 		}
-		w.written[name] = d
+		written[name] = d
 		changed = true
 	}
 	return changed, nil

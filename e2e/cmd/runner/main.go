@@ -23,7 +23,12 @@ func main() {
 	table := flag.Bool("table", false, "print a table per scenario (make demo)")
 	run := flag.String("run", "", "only scenarios whose name contains this")
 	verbose := flag.Bool("v", false, "log progress")
+	mode := flag.String("mode", runner.ModeDir, "how manifests reach wardend: dir (files in its --config-dir) or kube (a real kube-apiserver per scenario; wardend runs with --kubeconfig)")
 	flag.Parse()
+	if *mode != runner.ModeDir && *mode != runner.ModeKube {
+		fmt.Fprintf(os.Stdout, "FAIL -mode %q: want %s or %s\n0 passed, 1 failed\n", *mode, runner.ModeDir, runner.ModeKube)
+		os.Exit(1)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -55,8 +60,8 @@ func main() {
 		lvl = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	sum := runner.Run(ctx, scs, runner.Options{Out: os.Stdout, Log: log, Table: *table, ExtraFailed: boolInt(loadErr != nil)})
-	fmt.Fprintf(os.Stdout, "== %d scenario(s) in %s\n", len(scs), time.Since(start).Round(time.Second))
+	sum := runner.Run(ctx, scs, runner.Options{Out: os.Stdout, Log: log, Table: *table, ExtraFailed: boolInt(loadErr != nil), Mode: *mode})
+	fmt.Fprintf(os.Stdout, "== %d scenario(s) in %s (mode %s)\n", len(scs), time.Since(start).Round(time.Second), *mode)
 	if sum.Failed > 0 || ctx.Err() != nil {
 		os.Exit(1)
 	}
