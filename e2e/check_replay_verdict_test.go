@@ -35,7 +35,7 @@ func envoyDecision(res harness.Result) (decision, skip string) {
 	case res.Status == 401:
 		return "", "jwt_authn rejected the token (401)"
 	case res.Status == 403 && strings.Contains(res.Body, "RBAC: access denied"):
-		return decideAllow, ""
+		return decideDeny, ""
 	case res.Status == 403 && strings.Contains(res.Body, "denied by ext_authz"):
 		return decideProvider, ""
 	case res.Status == 403 && strings.Contains(res.Body, "Jwt"):

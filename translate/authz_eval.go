@@ -85,6 +85,9 @@ func Check(in *watch.Input, proxy Proxy, req CheckRequest) CheckResult {
 // Check is the package-level Check using the Index's precomputed state.
 func (x *Index) Check(proxy Proxy, req CheckRequest) CheckResult {
 	w := x.proxyWorkload(proxy)
+	if proxy.Gateway || w.Gateway {
+		return x.checkGateway(proxy, req)
+	}
 	mtls := x.workloadMTLS(w)
 	res := CheckResult{Proxy: w.PodName + "." + w.Namespace, Protocol: "TCP"}
 	port, http := x.checkPort(w, mtls, req.Port)

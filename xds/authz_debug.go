@@ -114,9 +114,5 @@ func (s *Server) AuthzCheckHandler(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown proxy "+proxy+": not connected and no such pod in the configuration", http.StatusNotFound)
 		return
 	}
-	if tp.Gateway {
-		http.Error(w, "proxy "+proxy+" is a gateway: check explains sidecar decisions only", http.StatusBadRequest)
-		return
-	}
 	writeJSON(w, AuthzCheckResponse{InputVersion: in.Version, Request: req, Result: x.Check(tp, req)})
 }

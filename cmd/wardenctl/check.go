@@ -150,7 +150,11 @@ func printCheck(w io.Writer, output string, req translate.CheckRequest, res tran
 	if res.Principal != "" {
 		caller = res.Principal
 	}
-	fmt.Fprintf(w, "  proxy:     %s port %d (%s, mTLS %s)\n", res.Proxy, res.Port, res.Protocol, res.MTLSMode)
+	if res.MTLSMode == "" { // a gateway: PeerAuthentication does not apply to its listeners
+		fmt.Fprintf(w, "  proxy:     %s port %d (%s, gateway)\n", res.Proxy, res.Port, res.Protocol)
+	} else {
+		fmt.Fprintf(w, "  proxy:     %s port %d (%s, mTLS %s)\n", res.Proxy, res.Port, res.Protocol, res.MTLSMode)
+	}
 	fmt.Fprintf(w, "  caller:    %s\n", caller)
 	if res.Protocol == "HTTP" {
 		fmt.Fprintf(w, "  request:   %s %s (RBAC sees path %s)\n", req.Method, req.Path, res.Path)
