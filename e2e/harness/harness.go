@@ -35,8 +35,23 @@ type Binaries struct {
 }
 
 // FindBinaries uses WARDEN_BIN (a folder with wardend, wardenctl, warden-e2e-app) or
-// builds them into dir, and finds stock Envoy.
+// builds them into dir, and finds stock Envoy. The programs that run as the proxy's uid
+// (Envoy, and the app for tls-peer) are staged where that uid can execute them.
 func FindBinaries(ctx context.Context, dir string) (Binaries, error) {
+	b, err := findBinaries(ctx, dir)
+	if err != nil {
+		return b, err
+	}
+	if b.Envoy, err = cluster.StageForProxy(b.Envoy); err != nil {
+		return b, fmt.Errorf("stage envoy: %w", err)
+	}
+	if b.App, err = cluster.StageForProxy(b.App); err != nil {
+		return b, fmt.Errorf("stage the test app: %w", err)
+	}
+	return b, nil
+}
+
+func findBinaries(ctx context.Context, dir string) (Binaries, error) {
 	envoy, err := cluster.EnvoyPath()
 	if err != nil {
 		return Binaries{}, err
