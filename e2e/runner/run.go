@@ -60,7 +60,8 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 			tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
 			fmt.Fprintln(tw, "STEP\tCALLER -> TARGET\tEXPECTED\tGOT\tCONVERGED IN\tRESULT")
 			for _, r := range rows {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.step, r.flow, r.want, r.got, r.converge, r.result)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cellText(r.step, 44), cellText(r.flow, 52),
+					cellText(r.want, 40), cellText(r.got, 40), r.converge, r.result)
 			}
 			tw.Flush()
 		}
@@ -204,6 +205,15 @@ func (w *world) diagnose(ctx context.Context, proxies []string) string {
 	}
 	fmt.Fprintf(&b, "--- wardend log (tail) ---\n%s\n", w.mesh.WardendLogTail(30))
 	return b.String()
+}
+
+// cellText keeps a table cell short enough to read at a glance; the PASS/FAIL lines
+// above the table carry the whole text.
+func cellText(s string, n int) string {
+	if r := []rune(s); len(r) > n {
+		return string(r[:n-1]) + "…"
+	}
+	return s
 }
 
 func indent(s string) string {
