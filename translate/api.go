@@ -32,4 +32,16 @@ type Output struct {
 	// The xds package serves them from certs; translate never sees key material.
 	SecretNames []string
 	Diagnostics []watch.Diagnostic
+	// Parts, when set, tells how Clusters, Listeners, Routes and Endpoints were put
+	// together, so that a caller can hash what proxies share once per input.
+	Parts *Parts
+}
+
+// Parts splits a sidecar's output into what every proxy with the same outbound view
+// shares (the very same slices, built once per Index) and what is its own. For each
+// type, the output list holds exactly the union of the two.
+type Parts struct {
+	SharedClusters, OwnClusters   []types.Resource
+	SharedListeners, OwnListeners []types.Resource
+	SharedRoutes, SharedEndpoints []types.Resource
 }

@@ -43,12 +43,18 @@ func (x *Index) Translate(p Proxy) *Output {
 	clusters = validated(&diags, clusters)
 
 	ob := x.outboundFor(w.Namespace, w.PodLabels)
+	listeners, clusters = sortedByName(listeners), sortedByName(clusters)
 	out := &Output{
-		Listeners:   mergeByName(sortedByName(listeners), ob.listeners),
+		Listeners:   mergeByName(listeners, ob.listeners),
 		Routes:      slices.Clip(ob.routes),
-		Clusters:    mergeByName(sortedByName(clusters), ob.clusters),
+		Clusters:    mergeByName(clusters, ob.clusters),
 		Endpoints:   slices.Clip(ob.endpoints),
 		Diagnostics: sortedDiagnostics(append(diags, ob.diags...)),
+		Parts: &Parts{
+			SharedClusters: slices.Clip(ob.clusters), OwnClusters: clusters,
+			SharedListeners: slices.Clip(ob.listeners), OwnListeners: listeners,
+			SharedRoutes: slices.Clip(ob.routes), SharedEndpoints: slices.Clip(ob.endpoints),
+		},
 	}
 	if b.secrets || ob.secrets {
 		out.SecretNames = []string{SecretRootCA, SecretDefault}

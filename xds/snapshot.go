@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"unsafe"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -125,13 +126,29 @@ func (s *proxySnapshot) GetVersionMap(typeURL string) map[string]string {
 // exactly the secrets its configuration uses.
 func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache) (*proxySnapshot, map[string]string, map[string]int, error) {
 	snap := &proxySnapshot{sets: map[string]*typeSet{}}
-	for typ, items := range map[string][]types.Resource{
-		resource.ClusterType:  out.Clusters,
-		resource.EndpointType: out.Endpoints,
-		resource.ListenerType: out.Listeners,
-		resource.RouteType:    out.Routes,
-	} {
-		ts, err := rc.set(typ, items)
+	type parts struct{ shared, own []types.Resource }
+	byType := map[string]parts{
+		resource.ClusterType:  {nil, out.Clusters},
+		resource.EndpointType: {nil, out.Endpoints},
+		resource.ListenerType: {nil, out.Listeners},
+		resource.RouteType:    {nil, out.Routes},
+	}
+	if p := out.Parts; p != nil {
+		byType = map[string]parts{
+			resource.ClusterType:  {p.SharedClusters, p.OwnClusters},
+			resource.EndpointType: {p.SharedEndpoints, nil},
+			resource.ListenerType: {p.SharedListeners, p.OwnListeners},
+			resource.RouteType:    {p.SharedRoutes, nil},
+		}
+	}
+	for typ, pt := range byType {
+		var ts *typeSet
+		var err error
+		if out.Parts != nil {
+			ts, err = rc.setParts(typ, pt.shared, pt.own)
+		} else {
+			ts, err = rc.set(typ, pt.own)
+		}
 		if err != nil {
 			return nil, nil, nil, fmt.Errorf("%s: %w", shortName(typ), err)
 		}
@@ -220,6 +237,7 @@ func sortedKeys(m map[string]bool) []string {
 type resourceCache struct {
 	hashes sync.Map // types.Resource -> [32]byte
 	sds    sync.Map // types.Resource -> []string
+	slices sync.Map // sliceKey -> version of that slice
 
 	mu   sync.Mutex
 	sets map[string]*typeSet // by type URL + version
@@ -284,6 +302,56 @@ func (rc *resourceCache) set(typ string, items []types.Resource) (*typeSet, erro
 	if err != nil {
 		return nil, err
 	}
+	return rc.intern(typ, v, func() []types.Resource { return items })
+}
+
+// sliceKey identifies a slice by its backing array and length: translate hands every
+// proxy with the same outbound view the very same slices.
+type sliceKey struct {
+	first *types.Resource
+	n     int
+}
+
+// sliceVersion is version(items), computed once per slice object.
+func (rc *resourceCache) sliceVersion(items []types.Resource) (string, error) {
+	if len(items) == 0 {
+		return rc.version(nil)
+	}
+	key := sliceKey{unsafe.SliceData(items), len(items)}
+	if v, ok := rc.slices.Load(key); ok {
+		return v.(string), nil
+	}
+	v, err := rc.version(items)
+	if err != nil {
+		return "", err
+	}
+	rc.slices.Store(key, v)
+	return v, nil
+}
+
+// setParts returns the interned typeSet for the union of a shared slice and a proxy's
+// own resources. The shared part is hashed once per input, not once per proxy; the
+// set's version is derived from both parts' content versions.
+func (rc *resourceCache) setParts(typ string, shared, own []types.Resource) (*typeSet, error) {
+	vs, err := rc.sliceVersion(shared)
+	if err != nil {
+		return nil, err
+	}
+	if len(own) == 0 {
+		return rc.intern(typ, vs, func() []types.Resource { return shared })
+	}
+	vo, err := rc.version(own)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.Sum256([]byte(vs + "+" + vo))
+	return rc.intern(typ, hex.EncodeToString(h[:])[:16], func() []types.Resource {
+		return append(append(make([]types.Resource, 0, len(shared)+len(own)), shared...), own...)
+	})
+}
+
+// intern returns the typeSet of type typ and version v, building it from items() once.
+func (rc *resourceCache) intern(typ, v string, items func() []types.Resource) (*typeSet, error) {
 	key := typ + "/" + v
 	rc.mu.Lock()
 	ts := rc.sets[key]
@@ -291,9 +359,10 @@ func (rc *resourceCache) set(typ string, items []types.Resource) (*typeSet, erro
 	if ts != nil {
 		return ts, nil
 	}
-	ts = &typeSet{version: v, items: make(map[string]types.ResourceWithTTL, len(items)),
-		plain: make(map[string]types.Resource, len(items))}
-	for _, r := range items {
+	list := items()
+	ts = &typeSet{version: v, items: make(map[string]types.ResourceWithTTL, len(list)),
+		plain: make(map[string]types.Resource, len(list))}
+	for _, r := range list {
 		name := cache.GetResourceName(r)
 		if _, dup := ts.items[name]; dup {
 			return nil, fmt.Errorf("two resources named %q", name)
@@ -304,7 +373,7 @@ func (rc *resourceCache) set(typ string, items []types.Resource) (*typeSet, erro
 	if typ == resource.ClusterType || typ == resource.ListenerType {
 		ts.refs = cache.GetResourceReferences(ts.items)
 		seen := map[string]bool{}
-		for _, r := range items {
+		for _, r := range list {
 			for _, n := range rc.refs(r) {
 				if !seen[n] {
 					seen[n] = true
