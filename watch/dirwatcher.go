@@ -153,24 +153,7 @@ func (w *DirWatcher) load(prev *Input) (*Input, error) {
 
 // logChanges logs the new Input and each Diagnostic that was not already reported.
 func (w *DirWatcher) logChanges(prev, in *Input) {
-	seen := map[string]bool{}
-	if prev != nil {
-		for _, d := range prev.Diagnostics {
-			seen[d.String()] = true
-		}
-	}
-	for _, d := range in.Diagnostics {
-		if seen[d.String()] {
-			continue
-		}
-		level := slog.LevelWarn
-		if d.IsError() {
-			level = slog.LevelError
-		}
-		w.log.Log(context.Background(), level, d.Message,
-			"file", d.Source.File, "doc", d.Source.Doc, "kind", d.Kind,
-			"namespace", d.Namespace, "name", d.Name, "field", d.Field)
-	}
+	LogNew(w.log, prev, in)
 	w.log.Info("configuration loaded", "dir", w.dir, "version", in.Version,
 		"objects", len(in.objects), "diagnostics", len(in.Diagnostics),
 		"rejected", len(in.Rejected), "stale", len(in.Stale))

@@ -177,26 +177,12 @@ func (s *Source) rebuild(dec *decoder, ev *eventer, f *factories, prev *watch.In
 
 // logChanges logs each Diagnostic not already reported, and the new version.
 func (s *Source) logChanges(prev, in *watch.Input) {
-	seen := map[string]bool{}
 	if prev != nil {
 		if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
 			return
 		}
-		for _, d := range prev.Diagnostics {
-			seen[d.String()] = true
-		}
 	}
-	for _, d := range in.Diagnostics {
-		if seen[d.String()] {
-			continue
-		}
-		level := slog.LevelWarn
-		if d.IsError() {
-			level = slog.LevelError
-		}
-		s.log.Log(context.Background(), level, d.Message, "kind", d.Kind,
-			"namespace", d.Namespace, "name", d.Name, "field", d.Field)
-	}
+	watch.LogNew(s.log, prev, in)
 	s.log.Info("configuration built from the API server", "version", in.Version,
 		"diagnostics", len(in.Diagnostics), "rejected", len(in.Rejected), "stale", len(in.Stale))
 }
