@@ -154,6 +154,20 @@ func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache)
 		}
 		snap.sets[typ] = ts
 	}
+	// Serve only the endpoints and routes that the clusters and listeners refer to. In
+	// ADS mode go-control-plane never answers a named request that leaves out a resource
+	// of its type, and Envoy names exactly what its clusters and listeners use: one
+	// unreferenced ClusterLoadAssignment would leave every EDS request unanswered.
+	for _, dep := range []struct{ from, to string }{
+		{resource.ClusterType, resource.EndpointType},
+		{resource.ListenerType, resource.RouteType},
+	} {
+		ts, err := rc.referenced(snap.sets[dep.to], snap.sets[dep.from].refs[dep.to], dep.to)
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("%s: %w", shortName(dep.to), err)
+		}
+		snap.sets[dep.to] = ts
+	}
 	used := map[string]bool{}
 	for _, n := range out.SecretNames {
 		used[n] = true
@@ -348,6 +362,20 @@ func (rc *resourceCache) setParts(typ string, shared, own []types.Resource) (*ty
 	return rc.intern(typ, hex.EncodeToString(h[:])[:16], func() []types.Resource {
 		return append(append(make([]types.Resource, 0, len(shared)+len(own)), shared...), own...)
 	})
+}
+
+// referenced returns the part of set named in refs (set itself when that is all of it).
+func (rc *resourceCache) referenced(set *typeSet, refs map[string]bool, typ string) (*typeSet, error) {
+	keep := make([]types.Resource, 0, len(set.items))
+	for name, r := range set.plain {
+		if refs[name] {
+			keep = append(keep, r)
+		}
+	}
+	if len(keep) == len(set.items) {
+		return set, nil
+	}
+	return rc.set(typ, keep)
 }
 
 // intern returns the typeSet of type typ and version v, building it from items() once.
