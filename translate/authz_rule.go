@@ -33,6 +33,27 @@ type part struct {
 type valueFunc func(v string) ([]*pred, error)
 
 // field compiles values (ORed) into one part; not negates the OR.
+// fieldSpec is one field of a source or operation: its values, whether it is a not-
+// field, whether it exists only for HTTP, and how a value becomes predicates.
+type fieldSpec struct {
+	field    string
+	values   []string
+	not      bool
+	httpOnly bool
+	mk       valueFunc
+}
+
+// fields compiles the fields of one source or operation named name.
+func fields(name string, specs []fieldSpec) ([]part, *fieldErr) {
+	var parts []part
+	for _, f := range specs {
+		if err := field(&parts, name+"."+f.field, f.values, f.not, f.httpOnly, f.mk); err != nil {
+			return nil, err
+		}
+	}
+	return parts, nil
+}
+
 func field(parts *[]part, name string, values []string, not, httpOnly bool, mk valueFunc) *fieldErr {
 	if len(values) == 0 {
 		return nil
@@ -198,14 +219,7 @@ func (rc *ruleCompiler) source(name string, s *security.Source) ([]part, *fieldE
 	if s == nil {
 		return nil, errorf(name, "source must be set")
 	}
-	var parts []part
-	for _, f := range []struct {
-		field    string
-		values   []string
-		not      bool
-		httpOnly bool
-		mk       valueFunc
-	}{
+	parts, err := fields(name, []fieldSpec{
 		{"principals", s.GetPrincipals(), false, false, rc.principal},
 		{"notPrincipals", s.GetNotPrincipals(), true, false, rc.principal},
 		{"requestPrincipals", s.GetRequestPrincipals(), false, true, requestPrincipal},
@@ -220,10 +234,9 @@ func (rc *ruleCompiler) source(name string, s *security.Source) ([]part, *fieldE
 		{"notIpBlocks", s.GetNotIpBlocks(), true, false, cidrValue(attrDirectRemoteIP)},
 		{"remoteIpBlocks", s.GetRemoteIpBlocks(), false, false, cidrValue(attrRemoteIP)},
 		{"notRemoteIpBlocks", s.GetNotRemoteIpBlocks(), true, false, cidrValue(attrRemoteIP)},
-	} {
-		if err := field(&parts, name+"."+f.field, f.values, f.not, f.httpOnly, f.mk); err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(parts) == 0 {
 		return nil, errorf(name, "source must set at least one field")
@@ -242,14 +255,7 @@ func (rc *ruleCompiler) operation(name string, o *security.Operation) ([]part, *
 	if o == nil {
 		return nil, errorf(name, "operation must be set")
 	}
-	var parts []part
-	for _, f := range []struct {
-		field    string
-		values   []string
-		not      bool
-		httpOnly bool
-		mk       valueFunc
-	}{
+	parts, err := fields(name, []fieldSpec{
 		{"hosts", o.GetHosts(), false, true, hostValue},
 		{"notHosts", o.GetNotHosts(), true, true, hostValue},
 		{"ports", o.GetPorts(), false, false, portValue},
@@ -258,10 +264,9 @@ func (rc *ruleCompiler) operation(name string, o *security.Operation) ([]part, *
 		{"notMethods", o.GetNotMethods(), true, true, headerValue(":method")},
 		{"paths", o.GetPaths(), false, true, pathValue},
 		{"notPaths", o.GetNotPaths(), true, true, pathValue},
-	} {
-		if err := field(&parts, name+"."+f.field, f.values, f.not, f.httpOnly, f.mk); err != nil {
-			return nil, err
-		}
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(parts) == 0 {
 		return nil, errorf(name, "operation must set at least one field")
