@@ -33,6 +33,12 @@ type TokenClaims struct {
 	IssuedAt       time.Time
 	ExpiresAt      time.Time
 	ID             string // unique per token (jti)
+	// Labels and IPs are the pod's labels and addresses as the token's signer vouches
+	// for them (directory mode has no Pod objects to read them from). wardend uses them
+	// only when the mesh input has no Pod object for the pod; a proxy's own node
+	// metadata never decides them.
+	Labels map[string]string
+	IPs    []string
 }
 
 // SPIFFEID is the workload identity the claims prove.
@@ -47,13 +53,15 @@ type tokenHeader struct {
 }
 
 type tokenPayload struct {
-	Namespace      string `json:"ns"`
-	ServiceAccount string `json:"sa"`
-	Pod            string `json:"pod"`
-	Audience       string `json:"aud"`
-	IssuedAt       int64  `json:"iat"`
-	ExpiresAt      int64  `json:"exp"`
-	ID             string `json:"jti"`
+	Namespace      string            `json:"ns"`
+	ServiceAccount string            `json:"sa"`
+	Pod            string            `json:"pod"`
+	Audience       string            `json:"aud"`
+	IssuedAt       int64             `json:"iat"`
+	ExpiresAt      int64             `json:"exp"`
+	ID             string            `json:"jti"`
+	Labels         map[string]string `json:"labels,omitempty"`
+	IPs            []string          `json:"ips,omitempty"`
 }
 
 // TokenSigner signs and verifies bootstrap tokens with one ECDSA P-256 key:
@@ -93,6 +101,8 @@ func (s *TokenSigner) Sign(c TokenClaims, ttl time.Duration, now time.Time) (str
 		IssuedAt:       now.Unix(),
 		ExpiresAt:      now.Add(ttl).Unix(),
 		ID:             hex.EncodeToString(jti[:]),
+		Labels:         c.Labels,
+		IPs:            c.IPs,
 	})
 	if err != nil {
 		return "", fmt.Errorf("sign token: %w", err)
@@ -141,6 +151,8 @@ func (s *TokenSigner) Verify(token string, now time.Time) (TokenClaims, error) {
 		IssuedAt:       time.Unix(p.IssuedAt, 0).UTC(),
 		ExpiresAt:      time.Unix(p.ExpiresAt, 0).UTC(),
 		ID:             p.ID,
+		Labels:         p.Labels,
+		IPs:            p.IPs,
 	}
 	if err := checkTokenClaims(c, p, now); err != nil {
 		return TokenClaims{}, err

@@ -16,7 +16,7 @@ type Proxy struct {
 	Namespace      string
 	Pod            string
 	ServiceAccount string
-	Labels         map[string]string // pod labels (from the bootstrap / Pod object)
+	Labels         map[string]string // pod labels vouched for by the credential (a Pod object in the Input wins)
 	IP             string            // pod IP when known
 	Gateway        bool              // an ingress gateway: no capture, listeners from Gateway objects
 }

@@ -13,16 +13,17 @@ import (
 	"github.com/wardenmesh/warden/watch"
 )
 
-// TestProxyLabelsOverrideWorkload: labels the proxy brings select policies instead
-// of the object's labels; an unknown pod is synthesized from the proxy.
-func TestProxyLabelsOverrideWorkload(t *testing.T) {
+// TestWorkloadObjectLabelsWin: a proxy never chooses its own policy inputs. The
+// Pod/Deployment object's labels decide even when the proxy's credential carries other
+// labels; only a pod the input has no object for is synthesized from the credential.
+func TestWorkloadObjectLabelsWin(t *testing.T) {
 	in := loadCase(t, "peerauthn-workload-disable") // web: DISABLE by selector app=web, mesh STRICT
 	if got := inboundChainNames(t, Translate(in, Proxy{Namespace: "foo", Pod: "web"})); !cmp.Equal(got, []string{"virtualInbound-blackhole", "0.0.0.0_8080", "virtualInbound"}) {
 		t.Errorf("object labels: chains %v", got)
 	}
 	got := inboundChainNames(t, Translate(in, Proxy{Namespace: "foo", Pod: "web", Labels: map[string]string{"app": "other"}}))
-	if want := []string{"virtualInbound-blackhole", "0.0.0.0_8080", "virtualInbound-mtls"}; !cmp.Equal(got, want) {
-		t.Errorf("proxy labels: chains %v, want %v (STRICT from the mesh)", got, want)
+	if want := []string{"virtualInbound-blackhole", "0.0.0.0_8080", "virtualInbound"}; !cmp.Equal(got, want) {
+		t.Errorf("credential labels on a known pod: chains %v, want %v (the object's app=web: DISABLE)", got, want)
 	}
 	got = inboundChainNames(t, Translate(in, Proxy{Namespace: "foo", Pod: "unknown", Labels: map[string]string{"app": "web"}}))
 	// Service web selects the synthesized pod, so its target port 8080 is served, and

@@ -237,10 +237,16 @@ spec:
 			}
 		}
 	}
-	// A connected proxy's labels win, as in Translate.
+	// The Pod object's labels decide, whatever labels the proxy's credential carries
+	// (a proxy never chooses its own policy inputs), as in Translate.
 	row := ProxyMTLS(x, Proxy{Namespace: "demo", Pod: "web", Labels: map[string]string{"app": "other"}})
-	if row.Mode != "STRICT" || row.Policy != "demo/ns" || len(row.Ports) != 2 {
-		t.Errorf("proxy with other labels: got %+v, want STRICT from demo/ns on ports 8080 and 9090 only", row)
+	if row.Mode != "STRICT" || row.Policy != "demo/ns" || len(row.Ports) != 3 || row.Ports[0].Policy != "demo/web" {
+		t.Errorf("proxy with other labels: got %+v, want the Pod object's view (demo/web decides 7070 and 9090)", row)
+	}
+	// A pod the input has no object for is judged by the labels its credential vouches for.
+	row = ProxyMTLS(x, Proxy{Namespace: "demo", Pod: "unlisted", Labels: map[string]string{"app": "web"}})
+	if len(row.Ports) == 0 || row.Ports[0].Policy != "demo/web" {
+		t.Errorf("pod without object: got %+v, want its credential's labels to select demo/web", row)
 	}
 }
 

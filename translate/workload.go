@@ -7,16 +7,12 @@ import (
 )
 
 // proxyWorkload is the workload a sidecar fronts: the Pod or Deployment object when
-// the Input has one, else one synthesized from the proxy's identity. Non-empty proxy
-// labels win over the object's labels.
+// the Input has one (its labels and IP decide, whatever the proxy's credential says),
+// else one synthesized from the proxy's proven identity, with the labels and IP its
+// credential's signer vouched for.
 func (x *Index) proxyWorkload(p Proxy) *watch.Workload {
 	if w := x.in.WorkloadByPod(p.Namespace, p.Pod); w != nil {
-		if len(p.Labels) == 0 {
-			return w
-		}
-		c := *w
-		c.PodLabels = p.Labels
-		return &c
+		return w
 	}
 	sa := p.ServiceAccount
 	if sa == "" {

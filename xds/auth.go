@@ -11,11 +11,21 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// Identity is what a proxy has proven about itself.
+// Identity is what a proxy has proven about itself. Labels and IPs are set only when
+// the credential's signer vouches for them (wardend's own bootstrap tokens); they are
+// used for a pod the mesh input has no object for. Nothing in it ever comes from the
+// node message a proxy sends.
 type Identity struct {
 	Namespace      string
 	ServiceAccount string
 	Pod            string
+	Labels         map[string]string
+	IPs            []string
+}
+
+// String names the identity for logs: "<ns>/<sa> pod <pod>".
+func (i Identity) String() string {
+	return i.Namespace + "/" + i.ServiceAccount + " pod " + i.Pod
 }
 
 // NodeID is the xDS node id Warden expects for this identity: "<pod>.<namespace>".

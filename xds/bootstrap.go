@@ -3,51 +3,61 @@ package xds
 import (
 	"fmt"
 	"net"
-	"strconv"
-	"time"
 
 	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	upstreams "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
+	grpccred "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
-// XDSClusterName is the bootstrap cluster pointing at wardend.
-const XDSClusterName = "xds-grpc"
+// XDSStatPrefix names the xDS gRPC client in Envoy's stats.
+const XDSStatPrefix = "xds-grpc"
+
+// DefaultTokenPath is where a Kubernetes pod mounts the projected service-account
+// token for wardend (audience "warden"); the kubelet rewrites it before it expires.
+const DefaultTokenPath = "/var/run/secrets/tokens/warden-token"
+
+// fileCredentials is Envoy's gRPC call-credentials plugin that reads a header value
+// from a file on every new stream.
+const fileCredentials = "envoy.grpc_credentials.file_based_metadata"
+
+// ServerName is the DNS name wardend's serving certificate carries and every
+// bootstrap pins: "wardend.<namespace>.svc". The mesh CA signs DNS names only for
+// wardend (workload certificates carry a SPIFFE URI and nothing else).
+func ServerName(namespace string) string { return "wardend." + namespace + ".svc" }
 
 // BootstrapOptions describe one proxy's Envoy bootstrap.
 type BootstrapOptions struct {
-	Identity  Identity
-	Labels    map[string]string
-	IPs       []string
-	Gateway   bool
-	Server    string // wardend's xDS address, host:port
-	ServerID  string // wardend's SPIFFE ID, pinned in the TLS handshake
-	RootPEM   []byte // mesh root, the only CA trusted for wardend
-	Token     string // proves Identity to wardend
-	Delta     bool   // use incremental xDS
-	AdminAddr string // default 127.0.0.1
-	AdminPort uint32 // default 15000
+	Identity   Identity
+	Labels     map[string]string // informational node metadata; wardend never uses it for policy
+	IPs        []string
+	Gateway    bool
+	Server     string // wardend's xDS address, host:port
+	ServerName string // the DNS name wardend's certificate must carry (ServerName(ns))
+	RootPEM    []byte // mesh root, the only CA trusted for wardend
+	TokenFile  string // the credential file Envoy reads on every xDS connection
+	Delta      bool   // use incremental xDS
+	AdminAddr  string // default 127.0.0.1
+	AdminPort  uint32 // default 15000
 }
 
 // Bootstrap builds the Envoy bootstrap for a proxy. The xDS connection is TLS,
-// trusts only the mesh root and accepts only wardend's SPIFFE ID; the token rides in
-// the stream metadata.
+// trusts only the mesh root and accepts only wardend's name. The credential is not in
+// the bootstrap: Envoy's gRPC client reads TokenFile whenever it opens a stream and
+// sends it as a bearer token, so Envoy's admin (config_dump) shows only the path, and
+// a token the kubelet (or `wardenctl token`) rewrites is used from the next
+// connection on, without restarting Envoy.
 func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
-	host, portStr, err := net.SplitHostPort(o.Server)
-	if err != nil {
+	if _, _, err := net.SplitHostPort(o.Server); err != nil {
 		return nil, fmt.Errorf("server address %q: %w", o.Server, err)
 	}
-	port, err := strconv.ParseUint(portStr, 10, 16)
-	if err != nil {
-		return nil, fmt.Errorf("server port %q: %w", portStr, err)
+	if o.TokenFile == "" {
+		return nil, fmt.Errorf("a token file is required: Envoy reads its credential from it")
+	}
+	if o.ServerName == "" {
+		return nil, fmt.Errorf("wardend's server name is required")
 	}
 	if o.AdminAddr == "" {
 		o.AdminAddr = "127.0.0.1"
@@ -59,35 +69,13 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
-	tlsCtx := &tlsv3.UpstreamTlsContext{
-		Sni: "wardend",
-		CommonTlsContext: &tlsv3.CommonTlsContext{
-			TlsParams: &tlsv3.TlsParameters{TlsMinimumProtocolVersion: tlsv3.TlsParameters_TLSv1_2},
-			ValidationContextType: &tlsv3.CommonTlsContext_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-				TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: o.RootPEM}},
-				MatchTypedSubjectAltNames: []*tlsv3.SubjectAltNameMatcher{{
-					SanType: tlsv3.SubjectAltNameMatcher_URI,
-					Matcher: &matcher.StringMatcher{MatchPattern: &matcher.StringMatcher_Exact{Exact: o.ServerID}},
-				}},
-			}},
-			AlpnProtocols: []string{"h2"},
-		},
-	}
-	tlsAny, err := marshalAny(tlsCtx)
-	if err != nil {
-		return nil, err
-	}
-	h2, err := marshalAny(&upstreams.HttpProtocolOptions{
-		UpstreamProtocolOptions: &upstreams.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: &upstreams.HttpProtocolOptions_ExplicitHttpConfig{
-			ProtocolConfig: &upstreams.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &core.Http2ProtocolOptions{}},
-		}},
+	creds, err := marshalAny(&grpccred.FileBasedMetadataConfig{
+		SecretData:   &core.DataSource{Specifier: &core.DataSource_Filename{Filename: o.TokenFile}},
+		HeaderKey:    "authorization",
+		HeaderPrefix: "Bearer ",
 	})
 	if err != nil {
 		return nil, err
-	}
-	discoveryType := cluster.Cluster_STATIC
-	if net.ParseIP(host) == nil {
-		discoveryType = cluster.Cluster_STRICT_DNS
 	}
 	apiType := core.ApiConfigSource_GRPC
 	if o.Delta {
@@ -118,29 +106,33 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 				TransportApiVersion:       core.ApiVersion_V3,
 				SetNodeOnFirstMessageOnly: true,
 				GrpcServices: []*core.GrpcService{{
-					TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{ClusterName: XDSClusterName}},
-					InitialMetadata: []*core.HeaderValue{{Key: "authorization", Value: "Bearer " + o.Token}},
+					TargetSpecifier: &core.GrpcService_GoogleGrpc_{GoogleGrpc: &core.GrpcService_GoogleGrpc{
+						TargetUri:  o.Server,
+						StatPrefix: XDSStatPrefix,
+						ChannelCredentials: &core.GrpcService_GoogleGrpc_ChannelCredentials{
+							CredentialSpecifier: &core.GrpcService_GoogleGrpc_ChannelCredentials_SslCredentials{
+								SslCredentials: &core.GrpcService_GoogleGrpc_SslCredentials{
+									RootCerts: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: o.RootPEM}},
+								}}},
+						CredentialsFactoryName: fileCredentials,
+						CallCredentials: []*core.GrpcService_GoogleGrpc_CallCredentials{{
+							CredentialSpecifier: &core.GrpcService_GoogleGrpc_CallCredentials_FromPlugin{
+								FromPlugin: &core.GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin{
+									Name:       fileCredentials,
+									ConfigType: &core.GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin_TypedConfig{TypedConfig: creds},
+								}}}},
+						// The certificate must name wardend, whatever address reaches it.
+						ChannelArgs: &core.GrpcService_GoogleGrpc_ChannelArgs{Args: map[string]*core.GrpcService_GoogleGrpc_ChannelArgs_Value{
+							"grpc.ssl_target_name_override": {ValueSpecifier: &core.GrpcService_GoogleGrpc_ChannelArgs_Value_StringValue{StringValue: o.ServerName}},
+							"grpc.keepalive_time_ms":        {ValueSpecifier: &core.GrpcService_GoogleGrpc_ChannelArgs_Value_IntValue{IntValue: 30000}},
+							"grpc.keepalive_timeout_ms":     {ValueSpecifier: &core.GrpcService_GoogleGrpc_ChannelArgs_Value_IntValue{IntValue: 10000}},
+						}},
+					}},
 				}},
 			},
 			CdsConfig: ads,
 			LdsConfig: ads,
 		},
-		StaticResources: &bootstrap.Bootstrap_StaticResources{Clusters: []*cluster.Cluster{{
-			Name:                 XDSClusterName,
-			ClusterDiscoveryType: &cluster.Cluster_Type{Type: discoveryType},
-			ConnectTimeout:       durationpb.New(5 * time.Second),
-			TypedExtensionProtocolOptions: map[string]*anypb.Any{
-				"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": h2,
-			},
-			LoadAssignment: &endpoint.ClusterLoadAssignment{ClusterName: XDSClusterName, Endpoints: []*endpoint.LocalityLbEndpoints{{
-				LbEndpoints: []*endpoint.LbEndpoint{{HostIdentifier: &endpoint.LbEndpoint_Endpoint{Endpoint: &endpoint.Endpoint{
-					Address: &core.Address{Address: &core.Address_SocketAddress{SocketAddress: &core.SocketAddress{
-						Address: host, PortSpecifier: &core.SocketAddress_PortValue{PortValue: uint32(port)}}}},
-				}}}},
-			}}},
-			TransportSocket: &core.TransportSocket{Name: "envoy.transport_sockets.tls",
-				ConfigType: &core.TransportSocket_TypedConfig{TypedConfig: tlsAny}},
-		}}},
 	}, nil
 }
 

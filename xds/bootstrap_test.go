@@ -39,8 +39,8 @@ func TestBootstrapAcceptedByEnvoy(t *testing.T) {
 		b, err := Bootstrap(BootstrapOptions{
 			Identity: Identity{Namespace: "shop", ServiceAccount: "web", Pod: "web-0"},
 			Labels:   map[string]string{"app": "web"}, IPs: []string{"10.0.0.2"},
-			Server: "10.0.0.1:15012", ServerID: "spiffe://cluster.local/ns/warden-system/sa/wardend",
-			RootPEM: ca.RootPEM(), Token: "tok", Delta: delta,
+			Server: "10.0.0.1:15012", ServerName: ServerName("warden-system"),
+			RootPEM: ca.RootPEM(), TokenFile: "/var/run/secrets/tokens/warden-token", Delta: delta,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -61,7 +61,7 @@ func TestBootstrapAcceptedByEnvoy(t *testing.T) {
 			t.Fatalf("delta=%v: Envoy rejects the bootstrap: %v\n%s", delta, err, out)
 		}
 	}
-	if _, err := Bootstrap(BootstrapOptions{Server: "no-port"}); err == nil {
+	if _, err := Bootstrap(BootstrapOptions{Server: "no-port", TokenFile: "t", ServerName: "n"}); err == nil {
 		t.Fatal("a server address without a port must be an error")
 	}
 }

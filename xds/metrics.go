@@ -13,6 +13,12 @@ type Metrics struct {
 	nacks       *prometheus.CounterVec
 	convergence *prometheus.HistogramVec
 	authFails   prometheus.Counter
+	// identityViolations counts streams closed because a request named another node
+	// than the one the stream proved, by reason.
+	identityViolations *prometheus.CounterVec
+	// replacedStreams counts streams closed because a newer stream of the same proxy
+	// took over.
+	replacedStreams prometheus.Counter
 	// ConfigErrors counts rejected input objects by kind; the watcher feeds it.
 	ConfigErrors *prometheus.GaugeVec
 	// CertsIssued, WorkloadCertExpiry and RootCertExpiry are fed by the server from certs.
@@ -39,10 +45,14 @@ func NewMetrics() *Metrics {
 			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}}, []string{"type"}),
 		authFails: prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_xds_auth_failures_total",
 			Help: "xDS streams rejected because the proxy could not prove its identity."}),
+		identityViolations: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_xds_identity_violations_total",
+			Help: "xDS streams closed with PermissionDenied because a request claimed another node or identity, by reason."}, []string{"reason"}),
+		replacedStreams: prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_xds_replaced_streams_total",
+			Help: "xDS streams closed because a newer stream of the same proxy replaced them."}),
 		ConfigErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "warden_config_errors",
 			Help: "Input objects currently rejected, by kind."}, []string{"kind"}),
 	}
-	r.MustRegister(m.connected, m.pushes, m.pushBytes, m.nacks, m.convergence, m.authFails, m.ConfigErrors,
+	r.MustRegister(m.connected, m.pushes, m.pushBytes, m.nacks, m.convergence, m.authFails, m.identityViolations, m.replacedStreams, m.ConfigErrors,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

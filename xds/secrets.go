@@ -57,7 +57,7 @@ func (a *TokenAuth) Authenticate(_ context.Context, token string) (Identity, err
 	if err != nil {
 		return Identity{}, fmt.Errorf("bootstrap token: %w", err)
 	}
-	return Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount, Pod: c.Pod}, nil
+	return Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount, Pod: c.Pod, Labels: c.Labels, IPs: c.IPs}, nil
 }
 
 // WardendID is wardend's own SPIFFE ID, pinned by every bootstrap.

@@ -73,12 +73,20 @@ type Server struct {
 	streams map[int64]*streamBinding // by stream id
 
 	dirty chan struct{}
+	// logLimit bounds the log lines a proxy or a remote address can cause.
+	logLimit *RateLog
 }
 
 type streamBinding struct {
 	ident  Identity
-	nodeID string // set once the first request has been checked
+	nodeID string     // set once the first request has been checked
+	node   *core.Node // the last node message checked, to skip re-checking the same one
 	delta  bool
+	remote string
+	// cancel closes the stream (set by the stream guard); replaced is set, under
+	// Server.mu, once a newer stream of the same proxy took over.
+	cancel   context.CancelCauseFunc
+	replaced bool
 }
 
 // New returns a Server that serves nothing until SetInput is called once.
@@ -93,7 +101,7 @@ func New(opts Options) *Server {
 		opts.Metrics = NewMetrics()
 	}
 	s := &Server{opts: opts, log: opts.Log, proxies: map[string]*proxy{}, streams: map[int64]*streamBinding{},
-		dirty: make(chan struct{}, 1)}
+		dirty: make(chan struct{}, 1), logLimit: NewRateLog(logBurst, logEvery, 4096)}
 	s.tracker = NewTracker(opts.Replica, opts.Now, opts.Metrics)
 	s.cache = &parkingCache{SnapshotCache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), tracker: s.tracker}
 	return s
@@ -151,12 +159,15 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		})))
 	}
 	opts = append(opts,
-		grpc.MaxConcurrentStreams(1<<20),
+		// One ADS stream per proxy; a few more allow a reconnect to overlap the old one.
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.MaxRecvMsgSize(maxRecvMsgSize),
+		grpc.MaxHeaderListSize(maxHeaderListSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
 	gs := grpc.NewServer(opts...)
-	discovery.RegisterAggregatedDiscoveryServiceServer(gs, xs)
+	discovery.RegisterAggregatedDiscoveryServiceServer(gs, streamGuard{xs})
 	registerCSDS(gs, s)
 
 	go s.pushLoop(ctx)
@@ -246,10 +257,12 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if x == nil {
 		return false, nil
 	}
+	// Labels and IP come from what the credential's signer vouched for (and translate
+	// prefers the Pod object); never from the node message.
 	tp := translate.Proxy{ID: id, Namespace: p.ident.Namespace, Pod: p.ident.Pod, ServiceAccount: p.ident.ServiceAccount,
-		Labels: p.node.Labels, Gateway: p.node.Gateway}
-	if len(p.node.IPs) > 0 {
-		tp.IP = p.node.IPs[0]
+		Labels: p.ident.Labels, Gateway: p.node.Gateway}
+	if len(p.ident.IPs) > 0 {
+		tp.IP = p.ident.IPs[0]
 	}
 	out := x.Translate(tp)
 	sec, err := s.opts.Secrets.WorkloadSecret(p.ident)
@@ -335,65 +348,140 @@ func (s *Server) callbacks() serverv3.Callbacks {
 	}
 }
 
+// open authenticates a new stream: nothing is served on it before its credential is
+// verified, and the identity it proves is the only one it is ever served.
 func (s *Server) open(ctx context.Context, sid int64, delta bool) error {
+	remote := remoteAddr(ctx)
 	tok, err := bearerToken(ctx)
 	if err == nil {
 		var id Identity
 		id, err = s.opts.Auth.Authenticate(ctx, tok)
 		if err == nil {
+			cancel, _ := ctx.Value(streamCancelKey{}).(context.CancelCauseFunc)
 			s.mu.Lock()
-			s.streams[sid] = &streamBinding{ident: id, delta: delta}
+			s.streams[sid] = &streamBinding{ident: id, delta: delta, cancel: cancel, remote: remote}
 			s.mu.Unlock()
 			return nil
 		}
 	}
 	s.opts.Metrics.authFails.Inc()
-	s.log.Warn("xDS stream rejected: proxy could not prove its identity", "stream", sid, "err", err)
+	if ok, dropped := s.logLimit.Allow("auth " + hostOf(remote)); ok {
+		s.log.Warn("xDS stream rejected: proxy could not prove its identity", "stream", sid, "remote", remote,
+			"err", Truncate(err.Error(), maxLoggedError), "suppressedSinceLast", dropped)
+	}
 	return status.Error(codes.Unauthenticated, err.Error())
 }
 
+// request holds every request of a stream to the identity the stream proved: the
+// first one binds the stream to its node, and any later one that names another node,
+// or node metadata contradicting the identity, closes the stream.
 func (s *Server) request(sid int64, node *core.Node, typeURL, nonce, version, errMsg string) error {
 	s.mu.Lock()
 	b := s.streams[sid]
+	var replaced bool
+	if b != nil {
+		replaced = b.replaced
+	}
 	s.mu.Unlock()
 	if b == nil {
 		return status.Error(codes.Unauthenticated, "stream not authenticated")
+	}
+	if replaced {
+		return status.Error(codes.Aborted, "a newer xDS stream of this proxy replaced this one")
 	}
 	if b.nodeID == "" {
 		if err := s.bind(sid, b, node); err != nil {
 			return err
 		}
+	} else if node != nil && node != b.node {
+		if err := s.hold(sid, b, node); err != nil {
+			return err
+		}
 	}
 	if s.tracker.Request(b.nodeID, typeURL, nonce, version, errMsg) {
-		s.log.Warn("Envoy rejected configuration (NACK); it keeps its previous configuration and Warden will not resend until the input changes",
-			"proxy", b.nodeID, "type", shortName(typeURL), "error", errMsg)
+		if ok, dropped := s.logLimit.Allow("nack " + b.nodeID); ok {
+			s.log.Warn("Envoy rejected configuration (NACK); it keeps its previous configuration and Warden will not resend until the input changes",
+				"proxy", b.nodeID, "type", shortName(typeURL), "error", Truncate(errMsg, maxLoggedError), "suppressedSinceLast", dropped)
+		}
 	}
 	return nil
 }
 
-// bind checks a stream's node against its proven identity and builds its first snapshot.
+// maxLoggedError bounds the bytes of a proxy-supplied message that reach the log.
+const maxLoggedError = 1024
+
+// hold checks a later request's node against the stream's bound node and identity.
+func (s *Server) hold(sid int64, b *streamBinding, node *core.Node) error {
+	ni := parseNode(node)
+	err := checkNode(b.ident, ni)
+	reason := "metadata"
+	if ni.ID != b.nodeID {
+		reason = "node-id"
+		err = fmt.Errorf("request names node %q but this stream proved %s and is bound to node %q", ni.ID, b.ident, b.nodeID)
+	}
+	if err == nil {
+		b.node = node
+		return nil
+	}
+	return s.violation(sid, b, reason, ni.ID, err)
+}
+
+// violation closes a stream that claimed what it did not prove, logging both identities once.
+func (s *Server) violation(sid int64, b *streamBinding, reason, claimed string, err error) error {
+	s.opts.Metrics.identityViolations.WithLabelValues(reason).Inc()
+	if ok, dropped := s.logLimit.Allow("violation " + hostOf(b.remote)); ok {
+		s.log.Error("xDS stream closed: a request claimed another identity than the stream proved",
+			"stream", sid, "remote", b.remote, "proven", b.ident.String(), "boundNode", b.nodeID,
+			"claimedNode", Truncate(claimed, 256), "reason", reason, "err", Truncate(err.Error(), maxLoggedError),
+			"suppressedSinceLast", dropped)
+	}
+	return status.Error(codes.PermissionDenied, Truncate(err.Error(), maxLoggedError))
+}
+
+// bind checks a stream's node against its proven identity and builds its first
+// snapshot. A proxy has one stream: a newer one (a reconnecting Envoy) replaces the
+// older ones, which are closed; node data is never merged across streams.
 func (s *Server) bind(sid int64, b *streamBinding, node *core.Node) error {
 	if node == nil {
 		return status.Error(codes.InvalidArgument, "first request carries no node")
 	}
 	ni := parseNode(node)
 	if err := checkNode(b.ident, ni); err != nil {
-		s.log.Error("xDS stream rejected", "stream", sid, "err", err)
-		return status.Error(codes.PermissionDenied, err.Error())
+		reason := "metadata"
+		if ni.ID != b.ident.NodeID() {
+			reason = "node-id"
+		}
+		return s.violation(sid, b, reason, ni.ID, err)
 	}
 	id := ni.ID
+	var old []*streamBinding
 	s.mu.Lock()
-	b.nodeID = id
+	b.nodeID, b.node = id, node
 	p := s.proxies[id]
 	if p == nil {
 		p = &proxy{streams: map[int64]bool{}}
 		s.proxies[id] = p
 	}
+	for osid := range p.streams {
+		if ob := s.streams[osid]; ob != nil && osid != sid {
+			ob.replaced = true
+			old = append(old, ob)
+		}
+	}
+	p.streams = map[int64]bool{sid: true}
 	p.ident, p.node = b.ident, ni
-	p.streams[sid] = true
 	s.mu.Unlock()
+	for _, ob := range old {
+		s.opts.Metrics.replacedStreams.Inc()
+		s.log.Warn("proxy opened a new xDS stream; the older stream is closed (one stream per proxy)",
+			"proxy", id, "newRemote", b.remote, "oldRemote", ob.remote)
+		if ob.cancel != nil {
+			ob.cancel(errReplaced)
+		}
+	}
 	s.tracker.Connected(sid, id, b.ident, ni.EnvoyVersion)
-	s.log.Info("proxy connected", "proxy", id, "serviceAccount", b.ident.ServiceAccount, "envoy", ni.EnvoyVersion, "delta", b.delta)
+	s.log.Info("proxy connected", "proxy", id, "serviceAccount", b.ident.ServiceAccount, "envoy", ni.EnvoyVersion,
+		"delta", b.delta, "remote", b.remote)
 	if _, err := s.rebuild(id); err != nil {
 		s.log.Error("cannot build configuration for proxy", "proxy", id, "err", err)
 		return status.Error(codes.Internal, "cannot build configuration: "+err.Error())
@@ -404,8 +492,9 @@ func (s *Server) bind(sid int64, b *streamBinding, node *core.Node) error {
 func (s *Server) sent(sid int64, typeURL, version, nonce string, size int) {
 	s.mu.Lock()
 	b := s.streams[sid]
+	ok := b != nil && b.nodeID != "" && !b.replaced
 	s.mu.Unlock()
-	if b == nil || b.nodeID == "" {
+	if !ok {
 		return
 	}
 	s.tracker.Sent(b.nodeID, typeURL, version, nonce, size)
@@ -417,7 +506,7 @@ func (s *Server) closed(sid int64) {
 	delete(s.streams, sid)
 	var last bool
 	if b != nil && b.nodeID != "" {
-		if p := s.proxies[b.nodeID]; p != nil {
+		if p := s.proxies[b.nodeID]; p != nil && p.streams[sid] {
 			delete(p.streams, sid)
 			if len(p.streams) == 0 {
 				delete(s.proxies, b.nodeID)

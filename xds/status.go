@@ -117,18 +117,27 @@ func (p *proxyState) typ(url string) *typeState {
 	return s
 }
 
-// Connected registers a stream of an authenticated proxy.
+// Connected registers the stream of an authenticated proxy. A proxy has one stream:
+// a newer one replaces the others (the server closes them), and what was sent and
+// acknowledged on them says nothing about the new connection, so it is reset; the
+// intent stays.
 func (t *Tracker) Connected(streamID int64, id string, ident Identity, envoyVersion string) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	p := t.proxy(id)
 	if len(p.streams) == 0 {
-		p.connectedAt = t.now()
 		if t.metrics != nil {
 			t.metrics.connected.Inc()
 		}
 	}
-	p.streams[streamID] = true
+	p.connectedAt = t.now()
+	p.streams = map[int64]bool{streamID: true}
+	for _, s := range p.types {
+		s.requested = false
+		s.sentVersion, s.sentNonce, s.sentAt = "", "", time.Time{}
+		s.ackedNonce, s.ackedVersion, s.ackedAt = "", "", time.Time{}
+		s.nackError, s.nackAt, s.nackVersion = "", time.Time{}, ""
+	}
 	p.namespace, p.pod, p.serviceAccount, p.envoyVersion = ident.Namespace, ident.Pod, ident.ServiceAccount, envoyVersion
 }
 

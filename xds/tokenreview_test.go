@@ -3,6 +3,7 @@ package xds
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -46,7 +47,7 @@ func TestTokenReviewAuth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (Identity{Namespace: "demo", ServiceAccount: "web", Pod: "web-0"}); id != want {
+	if want := (Identity{Namespace: "demo", ServiceAccount: "web", Pod: "web-0"}); !reflect.DeepEqual(id, want) {
 		t.Fatalf("identity = %+v, want %+v", id, want)
 	}
 	if len(auds) != 1 || auds[0] != "warden" {

@@ -25,7 +25,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newBootstrapCmd(), newStatusCmd(), capture.NewCommand())
+	root.AddCommand(newBootstrapCmd(), newTokenCmd(), newStatusCmd(), capture.NewCommand())
 	root.AddCommand(newCheckCmd())
 	root.AddCommand(newMTLSCmd(), newDescribeCmd())
 	return root

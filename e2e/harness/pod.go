@@ -109,6 +109,15 @@ func (m *Mesh) StopPod(ctx context.Context, p *Pod) error {
 	return errors.Join(errs...)
 }
 
+// TokenFile is where a directory-mode pod's credential is written (Envoy reads it on
+// every xDS connection).
+func (p *Pod) TokenFile() string {
+	if p.Opts.TokenFile != "" {
+		return p.Opts.TokenFile
+	}
+	return filepath.Join(p.Dir(), "warden-token")
+}
+
 // Pods returns every pod, sorted by id.
 func (m *Mesh) Pods() []*Pod {
 	m.mu.Lock()
@@ -157,13 +166,22 @@ func (m *Mesh) startEnvoy(ctx context.Context, p *Pod) error {
 	}
 	sort.Strings(labels)
 	bootPath := filepath.Join(p.Dir(), "envoy.json")
+	// Envoy runs as its own uid: it owns its bootstrap and credential file (mode 0600).
+	owner := strconv.Itoa(ProxyUID)
 	args := []string{"bootstrap", "--namespace", p.Opts.Namespace, "--service-account", p.Opts.ServiceAccount,
 		"--pod", p.Opts.Name, "--labels", strings.Join(labels, ","), "--ips", p.IP(),
-		"--server", m.XDSAddr, "-o", bootPath}
+		"--server", m.XDSAddr, "--token-owner", owner, "-o", bootPath}
 	if p.Opts.TokenFile != "" {
+		// Kubernetes mode: the pod's service-account token, as a projected volume would hold it.
+		if err := os.Chown(p.Opts.TokenFile, ProxyUID, ProxyUID); err != nil {
+			return err
+		}
+		if err := os.Chmod(p.Opts.TokenFile, 0o600); err != nil {
+			return err
+		}
 		args = append(args, "--token-file", p.Opts.TokenFile, "--root-cert", p.Opts.RootCertFile)
 	} else {
-		args = append(args, "--state-dir", m.StateDir)
+		args = append(args, "--sign-token", "--token-file", p.TokenFile(), "--state-dir", m.StateDir)
 	}
 	if p.Opts.Delta || m.opts.Delta {
 		args = append(args, "--delta")
@@ -173,10 +191,6 @@ func (m *Mesh) startEnvoy(ctx context.Context, p *Pod) error {
 	}
 	if out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, args...).CombinedOutput(); err != nil {
 		return fmt.Errorf("pod %s: wardenctl bootstrap: %v: %s", p.ID(), err, out)
-	}
-	// Envoy runs as its own uid: let it read its bootstrap and write its log.
-	if err := os.Chmod(bootPath, 0o644); err != nil {
-		return err
 	}
 	if p.Opts.Sidecar && !p.Opts.Gateway {
 		out, err := p.Exec(ctx, m.Bin.Wardenctl, "capture", "apply")
