@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"sync"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -59,12 +60,51 @@ func closedErr(ctx context.Context, err error) error {
 	return err
 }
 
+// guardedStream gives go-control-plane a stream whose context Warden can cancel, and
+// whose Recv returns once it is: go-control-plane's SotW loop ends only when Recv
+// fails, and the gRPC stream's own Recv would block until the client sends again.
 type guardedStream[Req, Resp any] struct {
 	grpc.BidiStreamingServer[Req, Resp]
-	ctx context.Context
+	ctx  context.Context
+	once sync.Once
+	ch   chan received[Req]
+}
+
+type received[Req any] struct {
+	req *Req
+	err error
 }
 
 func (s *guardedStream[Req, Resp]) Context() context.Context { return s.ctx }
+
+func (s *guardedStream[Req, Resp]) Recv() (*Req, error) {
+	s.once.Do(func() {
+		s.ch = make(chan received[Req])
+		go s.pump()
+	})
+	select {
+	case r := <-s.ch:
+		return r.req, r.err
+	case <-s.ctx.Done():
+		return nil, context.Cause(s.ctx)
+	}
+}
+
+// pump reads the gRPC stream until it fails; it ends with the stream, which gRPC
+// ends once the handler has returned.
+func (s *guardedStream[Req, Resp]) pump() {
+	for {
+		req, err := s.BidiStreamingServer.Recv()
+		select {
+		case s.ch <- received[Req]{req, err}:
+		case <-s.ctx.Done():
+			return
+		}
+		if err != nil {
+			return
+		}
+	}
+}
 
 // remoteAddr is the peer address of a stream, for logs.
 func remoteAddr(ctx context.Context) string {

@@ -333,7 +333,14 @@ func (s *Server) callbacks() serverv3.Callbacks {
 			return s.request(streamKey(sid, false), req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), req.GetVersionInfo(), req.GetErrorDetail().GetMessage())
 		},
 		StreamDeltaRequestFunc: func(sid int64, req *discovery.DeltaDiscoveryRequest) error {
-			return s.request(streamKey(sid, true), req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage())
+			key := streamKey(sid, true)
+			if err := s.request(key, req.GetNode(), req.GetTypeUrl(), req.GetResponseNonce(), "", req.GetErrorDetail().GetMessage()); err != nil {
+				return err
+			}
+			if req.GetResponseNonce() == "" && len(req.GetInitialResourceVersions()) > 0 {
+				s.deltaResumed(key, req.GetTypeUrl(), req.GetInitialResourceVersions())
+			}
+			return nil
 		},
 		StreamResponseFunc: func(_ context.Context, sid int64, _ *discovery.DiscoveryRequest, resp *discovery.DiscoveryResponse) {
 			s.sent(streamKey(sid, false), resp.GetTypeUrl(), resp.GetVersionInfo(), resp.GetNonce(), respSize(resp.GetResources()))
@@ -487,6 +494,32 @@ func (s *Server) bind(sid int64, b *streamBinding, node *core.Node) error {
 		return status.Error(codes.Internal, "cannot build configuration: "+err.Error())
 	}
 	return nil
+}
+
+// deltaResumed handles a reconnecting delta client that already holds resources (after
+// a wardend restart, say): when what it holds is exactly what it is intended to have,
+// go-control-plane sends nothing, and the type is in sync without a push.
+func (s *Server) deltaResumed(sid int64, typeURL string, held map[string]string) {
+	s.mu.Lock()
+	b := s.streams[sid]
+	s.mu.Unlock()
+	if b == nil || b.nodeID == "" {
+		return
+	}
+	snap, err := s.cache.GetSnapshot(b.nodeID)
+	if err != nil {
+		return
+	}
+	want := snap.GetVersionMap(typeURL)
+	if len(want) != len(held) {
+		return
+	}
+	for name, v := range want {
+		if held[name] != v {
+			return
+		}
+	}
+	s.tracker.Resumed(b.nodeID, typeURL, snap.GetVersion(typeURL))
 }
 
 func (s *Server) sent(sid int64, typeURL, version, nonce string, size int) {

@@ -237,6 +237,23 @@ func (t *Tracker) Request(id, typeURL, nonce, version, errMsg string) (nack bool
 	return false
 }
 
+// Resumed records that a reconnecting proxy already holds version of typeURL (a delta
+// client's initial resource versions matched its intent exactly), so nothing is sent
+// and the type counts as acknowledged.
+func (t *Tracker) Resumed(id, typeURL, version string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p := t.proxies[id]
+	if p == nil {
+		return
+	}
+	s := p.typ(typeURL)
+	now := t.now()
+	s.sentVersion, s.sentNonce, s.sentAt = version, "resumed", now
+	s.ackedVersion, s.ackedNonce, s.ackedAt = version, "resumed", now
+	s.nackError = ""
+}
+
 // RejectedVersion is the version of type typeURL that the proxy last NACKed, if the
 // NACK is still the latest word on it.
 func (t *Tracker) RejectedVersion(id, typeURL string) string {

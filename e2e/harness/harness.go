@@ -195,6 +195,31 @@ func (m *Mesh) StartWardend(ctx context.Context) error {
 	})
 }
 
+// RestartWardend stops wardend (SIGINT, as a rollout would) and starts it again with
+// the same state, folder and addresses; proxies reconnect on their own.
+func (m *Mesh) RestartWardend(ctx context.Context) error {
+	if m.wardend != nil && m.wardend.Process != nil {
+		_ = m.wardend.Process.Signal(os.Interrupt)
+		select {
+		case <-m.wdone:
+		case <-time.After(10 * time.Second):
+			_ = m.wardend.Process.Kill()
+			<-m.wdone
+		}
+	}
+	// Keep the earlier run's log beside the new one.
+	if prev, err := os.ReadFile(m.wlog); err == nil {
+		_ = os.WriteFile(m.wlog+".previous", prev, 0o644)
+	}
+	return m.StartWardend(ctx)
+}
+
+// WardendLog returns wardend's whole log (of the current run).
+func (m *Mesh) WardendLog() string {
+	b, _ := os.ReadFile(m.wlog)
+	return string(b)
+}
+
 // WriteConfig atomically writes one manifest file into wardend's folder.
 func (m *Mesh) WriteConfig(name, yaml string) error {
 	tmp := filepath.Join(m.ConfigDir, "."+name+".tmp")
