@@ -161,7 +161,7 @@ func (s *TokenSigner) Verify(token string, now time.Time) (TokenClaims, error) {
 }
 
 func (s *TokenSigner) verifySignature(signed, sigPart string) error {
-	sig, err := base64.RawURLEncoding.DecodeString(sigPart)
+	sig, err := base64.RawURLEncoding.Strict().DecodeString(sigPart)
 	if err != nil {
 		return fmt.Errorf("bad signature: %w", err)
 	}
@@ -206,7 +206,7 @@ func checkIdentityClaims(c TokenClaims) error {
 func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
 func decodeJSONPart(part string, v any) error {
-	raw, err := base64.RawURLEncoding.DecodeString(part)
+	raw, err := base64.RawURLEncoding.Strict().DecodeString(part)
 	if err != nil {
 		return fmt.Errorf("base64url: %w", err)
 	}
