@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"k8s.io/apimachinery/pkg/util/validation"
 )
 
 // TokenAudience is the audience of bootstrap tokens.
@@ -198,6 +199,16 @@ func checkIdentityClaims(c TokenClaims) error {
 	} {
 		if f.value == "" {
 			return fmt.Errorf("token has no %s claim", f.name)
+		}
+	}
+	// As Kubernetes names them: a namespace has no dots, so "<pod>.<namespace>" (the
+	// node id) names exactly one pod.
+	if errs := validation.IsDNS1123Label(c.Namespace); len(errs) > 0 {
+		return fmt.Errorf("token ns claim %q: %s", c.Namespace, strings.Join(errs, "; "))
+	}
+	for _, f := range []struct{ name, value string }{{"sa", c.ServiceAccount}, {"pod", c.Pod}} {
+		if errs := validation.IsDNS1123Subdomain(f.value); len(errs) > 0 {
+			return fmt.Errorf("token %s claim %q: %s", f.name, f.value, strings.Join(errs, "; "))
 		}
 	}
 	return nil

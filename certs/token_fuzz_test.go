@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"k8s.io/apimachinery/pkg/util/validation"
 	"reflect"
 	"regexp"
 	"strings"
@@ -178,7 +179,7 @@ func FuzzTokenSignVerify(f *testing.F) {
 	f.Fuzz(func(t *testing.T, ns, sa, pod string, ttlNanos int64, pos uint, b byte, alg, kid string) {
 		ttl := time.Duration(ttlNanos)
 		tok, err := key.Sign(TokenClaims{Namespace: ns, ServiceAccount: sa, Pod: pod, Audience: "ignored"}, ttl, fuzzNow)
-		if ns == "" || sa == "" || pod == "" || ttl <= 0 {
+		if !kubeNames(ns, sa, pod) || ttl <= 0 {
 			if err == nil {
 				t.Fatalf("Sign accepted ns %q sa %q pod %q ttl %s", ns, sa, pod, ttl)
 			}
@@ -247,4 +248,12 @@ func FuzzTokenSignVerify(f *testing.F) {
 			t.Fatalf("header %s without a signature verifies", header)
 		}
 	})
+}
+
+// kubeNames reports whether ns, sa and pod are names Kubernetes would accept: a
+// namespace is a DNS-1123 label (no dots), service accounts and pods DNS-1123
+// subdomains. Sign refuses anything else, so that "<pod>.<namespace>" is unambiguous.
+func kubeNames(ns, sa, pod string) bool {
+	return len(validation.IsDNS1123Label(ns)) == 0 && len(validation.IsDNS1123Subdomain(sa)) == 0 &&
+		len(validation.IsDNS1123Subdomain(pod)) == 0
 }
