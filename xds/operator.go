@@ -177,12 +177,17 @@ func (a *OperatorAuth) log() *slog.Logger {
 
 // DebugEndpoint names the endpoint a debug path serves, the resource name RBAC sees:
 // /debug/config_dump -> config_dump, /debug/pprof/heap -> pprof, /metrics -> metrics.
+// A name no endpoint could have (long, or not [a-z0-9_-]) is "invalid", so what an
+// unknown client puts in a path never reaches the API server or the log unbounded.
 func DebugEndpoint(path string) string {
 	p := strings.Trim(path, "/")
 	p = strings.TrimPrefix(p, "debug/")
 	name, _, _ := strings.Cut(p, "/")
 	if name == "" || name == "debug" {
 		return "index"
+	}
+	if len(name) > 63 || strings.Trim(name, "abcdefghijklmnopqrstuvwxyz0123456789_-") != "" {
+		return "invalid"
 	}
 	return name
 }

@@ -106,6 +106,7 @@ func TestDebugEndpointNames(t *testing.T) {
 	for path, want := range map[string]string{
 		"/debug/config_dump": "config_dump", "/debug/pprof/heap": "pprof", "/debug/pprof/": "pprof",
 		"/metrics": "metrics", "/debug/syncz": "syncz", "/": "index", "/debug/": "index",
+		"/debug/" + strings.Repeat("a", 64): "invalid", "/debug/Syncz%0a": "invalid", "/debug/x\ny": "invalid",
 	} {
 		if got := DebugEndpoint(path); got != want {
 			t.Errorf("DebugEndpoint(%q) = %q, want %q", path, got, want)
