@@ -2,19 +2,24 @@ package xds
 
 import (
 	"context"
+	"errors"
 	"io"
+	"sync"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // csds serves sync status through Envoy's standard Client Status Discovery Service,
-// on the authenticated xDS port, so tools other than wardenctl can read it.
+// on the authenticated xDS port, so tools other than wardenctl can read it. A proxy
+// credential sees only its own node; the whole fleet needs an operator credential
+// (OperatorAuth, endpoint "csds"), which exists only in Kubernetes mode.
 type csds struct {
 	statusv3.UnimplementedClientStatusDiscoveryServiceServer
 	s *Server
@@ -24,26 +29,76 @@ func registerCSDS(gs *grpc.Server, s *Server) {
 	statusv3.RegisterClientStatusDiscoveryServiceServer(gs, &csds{s: s})
 }
 
-func (c *csds) authorize(ctx context.Context) error {
+// operators holds each Server's OperatorAuth (set by SetOperatorAuth); it lives here,
+// beside CSDS, rather than in Options.
+var operators sync.Map // *Server -> *OperatorAuth
+
+// SetOperatorAuth lets operators read the whole fleet over CSDS (Kubernetes mode).
+// Without it, CSDS answers proxies only, each about itself.
+func (s *Server) SetOperatorAuth(a *OperatorAuth) {
+	if a == nil {
+		operators.Delete(s)
+		return
+	}
+	operators.Store(s, a)
+}
+
+func (s *Server) operatorAuth() *OperatorAuth {
+	a, _ := operators.Load(s)
+	oa, _ := a.(*OperatorAuth)
+	return oa
+}
+
+// fleet is the scope of an operator credential: every node.
+const fleet = ""
+
+// scope authenticates the caller and returns the node id it may see, or fleet.
+func (c *csds) scope(ctx context.Context) (string, error) {
 	tok, err := bearerToken(ctx)
 	if err != nil {
-		return status.Error(codes.Unauthenticated, err.Error())
+		return "", status.Error(codes.Unauthenticated, err.Error())
 	}
-	if _, err := c.s.opts.Auth.Authenticate(ctx, tok); err != nil {
-		return status.Error(codes.Unauthenticated, err.Error())
+	id, perr := c.s.opts.Auth.Authenticate(ctx, tok)
+	if perr == nil {
+		return id.NodeID(), nil
 	}
-	return nil
+	oa := c.s.operatorAuth()
+	if oa == nil {
+		return "", status.Errorf(codes.Unauthenticated, "not a proxy credential (%v); a proxy sees only its own node, and "+
+			"there are no operator credentials in directory mode: the fleet view is on wardend's loopback debug API "+
+			"(wardenctl status, /debug/syncz)", perr)
+	}
+	user, err := oa.Authorize(ctx, tok, "csds")
+	if err == nil {
+		return fleet, nil
+	}
+	code := codes.Unavailable
+	switch {
+	case errors.Is(err, ErrNotAuthenticated):
+		code = codes.Unauthenticated
+		err = errors.Join(err, perr)
+	case errors.Is(err, ErrForbidden):
+		code = codes.PermissionDenied
+	}
+	src := ""
+	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
+		src = p.Addr.String()
+	}
+	oa.LogDenied(sourceHost(src), "CSDS request refused", "code", code.String(), "user", user, "source", src, "error", err.Error())
+	return "", status.Error(code, err.Error())
 }
 
 func (c *csds) FetchClientStatus(ctx context.Context, req *statusv3.ClientStatusRequest) (*statusv3.ClientStatusResponse, error) {
-	if err := c.authorize(ctx); err != nil {
+	node, err := c.scope(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return c.s.ClientStatus(), nil
+	return c.s.clientStatus(node), nil
 }
 
 func (c *csds) StreamClientStatus(stream grpc.BidiStreamingServer[statusv3.ClientStatusRequest, statusv3.ClientStatusResponse]) error {
-	if err := c.authorize(stream.Context()); err != nil {
+	node, err := c.scope(stream.Context())
+	if err != nil {
 		return err
 	}
 	for {
@@ -53,7 +108,7 @@ func (c *csds) StreamClientStatus(stream grpc.BidiStreamingServer[statusv3.Clien
 			}
 			return err
 		}
-		if err := stream.Send(c.s.ClientStatus()); err != nil {
+		if err := stream.Send(c.s.clientStatus(node)); err != nil {
 			return err
 		}
 	}
@@ -75,9 +130,15 @@ var shortToURL = func() map[string]string {
 }()
 
 // ClientStatus renders the tracker as a CSDS response (one ClientConfig per proxy).
-func (s *Server) ClientStatus() *statusv3.ClientStatusResponse {
+func (s *Server) ClientStatus() *statusv3.ClientStatusResponse { return s.clientStatus(fleet) }
+
+// clientStatus renders one node (every node for fleet) as a CSDS response.
+func (s *Server) clientStatus(node string) *statusv3.ClientStatusResponse {
 	resp := &statusv3.ClientStatusResponse{}
 	for _, p := range s.tracker.Snapshot() {
+		if node != fleet && p.ID != node {
+			continue
+		}
 		cc := &statusv3.ClientConfig{Node: &core.Node{Id: p.ID, Cluster: p.Namespace}, ClientScope: p.Wardend}
 		for _, short := range ShortTypes {
 			ts := p.Types[short]

@@ -21,11 +21,14 @@ type SynczResponse struct {
 	Diagnostics  []watch.Diagnostic `json:"diagnostics,omitempty"`
 }
 
-// DebugHandler serves /debug/syncz, /debug/config_dump, /debug/inputz, /debug/pprof/,
-// /metrics, /healthz and /readyz. It is meant for a loopback address: it shows
-// configuration (never key material) and profiling data.
+// DebugHandler serves the debug API: /debug/syncz, /debug/config_dump, /debug/inputz,
+// /debug/mtlsz, /debug/describe, /debug/authz, /debug/pprof/, and also /metrics,
+// /healthz and /readyz. It shows every proxy's configuration (never key material) and
+// profiling data, and checks no credential: serve it on loopback, or behind
+// OperatorAuth.Protect over TLS.
 func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
 	mux := http.NewServeMux()
+	s.registerHealth(mux)
 	mux.HandleFunc("/debug/syncz", func(w http.ResponseWriter, r *http.Request) {
 		resp := SynczResponse{Wardend: s.opts.Replica, Proxies: s.tracker.Snapshot()}
 		if in := s.Input(); in != nil {
@@ -88,6 +91,19 @@ func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
+}
+
+// MetricsHandler serves /metrics, /healthz and /readyz and nothing else: it is meant
+// to be scraped and probed without a credential. The metrics are counts, durations
+// and expiries, never key material or tokens.
+func (s *Server) MetricsHandler() http.Handler {
+	mux := http.NewServeMux()
+	s.registerHealth(mux)
+	return mux
+}
+
+func (s *Server) registerHealth(mux *http.ServeMux) {
 	mux.Handle("/metrics", promhttp.HandlerFor(s.opts.Metrics.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -97,7 +113,6 @@ func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
 		}
 		w.Write([]byte("ok\n"))
 	})
-	return mux
 }
 
 func writeJSON(w http.ResponseWriter, v any) {

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"strings"
 	"time"
 
@@ -79,7 +78,7 @@ answer is what Envoy does. With --config-dir the evaluation runs offline on mani
 	f.StringArrayVar(&headers, "header", nil, "request header name=value (repeatable)")
 	f.Uint32Var(&req.Port, "port", 0, "target (container) port (default: the workload's first HTTP port)")
 	f.StringVar(&claims, "claims", "", "payload of a verified JWT, as JSON")
-	f.StringVar(&server, "server", defaultDebugAddr(), "wardend debug address, host:port")
+	f.StringVar(&server, "server", defaultDebugAddr(), "wardend debug address, host:port (loopback HTTP) or https://host:port")
 	f.StringVar(&dir, "config-dir", "", "evaluate offline from the manifests in this directory instead of asking wardend")
 	f.StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
@@ -91,19 +90,13 @@ func checkServer(server string, timeout time.Duration, proxy string, req transla
 	if err != nil {
 		return translate.CheckResult{}, err
 	}
-	c := &http.Client{Timeout: timeout}
-	r, err := c.Get("http://" + server + "/debug/authz?" + q.Encode())
+	c, err := newDebugClient(server, timeout)
 	if err != nil {
-		return translate.CheckResult{}, fmt.Errorf("cannot reach wardend at %s: %w (is it running? see --server)", server, err)
-	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
-		return translate.CheckResult{}, fmt.Errorf("wardend at %s: %s: %s", server, r.Status, strings.TrimSpace(string(b)))
+		return translate.CheckResult{}, err
 	}
 	var resp xds.AuthzCheckResponse
-	if err := json.NewDecoder(r.Body).Decode(&resp); err != nil {
-		return translate.CheckResult{}, fmt.Errorf("decode check result from %s: %w", server, err)
+	if err := c.getJSON("/debug/authz?"+q.Encode(), &resp); err != nil {
+		return translate.CheckResult{}, err
 	}
 	return resp.Result, nil
 }

@@ -44,7 +44,7 @@ the DestinationRules that shape its outbound TLS, and the problems with those ob
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", defaultDebugAddr(), "wardend's debug address (host:port)")
+	f.StringVar(&server, "server", defaultDebugAddr(), "wardend's debug address, host:port (loopback HTTP) or https://host:port")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
 	return cmd

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"reflect"
 	"sort"
@@ -31,18 +32,12 @@ type intended map[string]struct {
 }
 
 func fetchIntended(server, proxy string, timeout time.Duration) (intended, error) {
-	c := &http.Client{Timeout: timeout}
-	r, err := c.Get("http://" + server + "/debug/config_dump?proxy=" + proxy)
+	c, err := newDebugClient(server, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach wardend at %s: %w", server, err)
-	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
-		return nil, fmt.Errorf("wardend at %s: %s", server, strings.TrimSpace(string(b)))
+		return nil, err
 	}
 	var in intended
-	return in, json.NewDecoder(r.Body).Decode(&in)
+	return in, c.getJSON("/debug/config_dump?proxy="+url.QueryEscape(proxy), &in)
 }
 
 // readEnvoyDump reads Envoy's admin config_dump (with EDS) from a URL or a file ("-" = stdin).

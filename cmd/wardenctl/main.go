@@ -25,6 +25,8 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	conn = &connFlags{}
+	addConnFlags(root.PersistentFlags(), conn)
 	root.AddCommand(newBootstrapCmd(), newTokenCmd(), newStatusCmd(), capture.NewCommand())
 	root.AddCommand(newCheckCmd())
 	root.AddCommand(newMTLSCmd(), newDescribeCmd())

@@ -4,10 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"net/url"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -65,7 +63,7 @@ listeners come from Gateway servers, not from PeerAuthentication.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&server, "server", defaultDebugAddr(), "wardend's debug address (host:port)")
+	f.StringVar(&server, "server", defaultDebugAddr(), "wardend's debug address, host:port (loopback HTTP) or https://host:port")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
 	f.StringVarP(&namespace, "namespace", "n", "default", "namespace of the workloads")
 	f.BoolVarP(&all, "all-namespaces", "A", false, "workloads of every namespace")
@@ -129,20 +127,11 @@ func proxyCell(r translate.WorkloadMTLS) string {
 
 // viewFetch GETs a wardend debug view and decodes its JSON into v.
 func viewFetch(server, path string, timeout time.Duration, v any) error {
-	c := &http.Client{Timeout: timeout}
-	r, err := c.Get("http://" + server + path)
+	c, err := newDebugClient(server, timeout)
 	if err != nil {
-		return fmt.Errorf("cannot reach wardend at %s: %w (is it running? see --server)", server, err)
+		return err
 	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
-		return fmt.Errorf("wardend at %s: %s: %s", server, r.Status, strings.TrimSpace(string(b)))
-	}
-	if err := json.NewDecoder(r.Body).Decode(v); err != nil {
-		return fmt.Errorf("decode %s from %s: %w", path, server, err)
-	}
-	return nil
+	return c.getJSON(path, v)
 }
 
 // viewEncode writes v as JSON or YAML.

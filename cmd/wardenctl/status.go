@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -133,7 +132,7 @@ wardend intends with what that Envoy actually holds.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringSliceVar(&servers, "server", []string{defaultDebugAddr()}, "wardend debug address(es), host:port; several for several replicas")
+	f.StringSliceVar(&servers, "server", []string{defaultDebugAddr()}, "wardend debug address(es), host:port (loopback HTTP) or https://host:port (with --kubeconfig or --token); several for several replicas")
 	f.StringVar(&envoyAdmin, "envoy-admin", "", "with POD.NAMESPACE: the proxy's Envoy admin URL, to compare its config_dump with wardend's intent")
 	f.StringVar(&dumpF, "envoy-config-dump", "", "with POD.NAMESPACE: a saved Envoy config_dump (with ?include_eds) to compare, - for stdin")
 	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
@@ -181,19 +180,13 @@ func fetchAll(servers []string, timeout time.Duration) (*xds.SynczResponse, map[
 }
 
 func fetchSyncz(server string, timeout time.Duration) (*xds.SynczResponse, error) {
-	c := &http.Client{Timeout: timeout}
-	r, err := c.Get("http://" + server + "/debug/syncz")
+	c, err := newDebugClient(server, timeout)
 	if err != nil {
-		return nil, fmt.Errorf("cannot reach wardend at %s: %w (is it running? see --server)", server, err)
-	}
-	defer r.Body.Close()
-	if r.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(r.Body, 4096))
-		return nil, fmt.Errorf("wardend at %s: %s: %s", server, r.Status, strings.TrimSpace(string(b)))
+		return nil, err
 	}
 	var resp xds.SynczResponse
-	if err := json.NewDecoder(r.Body).Decode(&resp); err != nil {
-		return nil, fmt.Errorf("decode status from %s: %w", server, err)
+	if err := c.getJSON("/debug/syncz", &resp); err != nil {
+		return nil, err
 	}
 	return &resp, nil
 }

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,8 @@ type options struct {
 	stateDir    string
 	xdsAddr     string
 	debugAddr   string
+	debugAuth   string
+	metricsAddr string
 	namespace   string
 	replica     string
 	certTTL     time.Duration
@@ -57,7 +60,9 @@ func main() {
 	f.StringVar(&o.configDir, "config-dir", "", "folder of Kubernetes/Istio YAML manifests to serve (reloaded on change)")
 	f.StringVar(&o.stateDir, "state-dir", envOr("WARDEN_STATE_DIR", "/var/lib/warden"), "where the mesh CA and token key are kept (or plug-in CA files under cacerts/)")
 	f.StringVar(&o.xdsAddr, "xds-addr", ":15012", "xDS (gRPC over TLS) listen address")
-	f.StringVar(&o.debugAddr, "debug-addr", envOr("WARDEN_DEBUG_ADDR", "127.0.0.1:15014"), "debug/metrics HTTP listen address (keep it on loopback)")
+	f.StringVar(&o.debugAddr, "debug-addr", envOr("WARDEN_DEBUG_ADDR", "127.0.0.1:15014"), "debug API listen address: on loopback it needs no credential; elsewhere it is HTTPS and every request needs a bearer token allowed by Kubernetes RBAC (Kubernetes mode only)")
+	f.StringVar(&o.debugAuth, "debug-auth", "auto", "auto (operators' tokens are checked when --debug-addr is not loopback) or kubernetes (always: HTTPS, TokenReview and SubjectAccessReview)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", envOr("WARDEN_METRICS_ADDR", ":15015"), "listen address of /metrics, /healthz and /readyz, for scraping and probes (no credential; empty: off)")
 	f.StringVar(&o.namespace, "namespace", "warden-system", "wardend's own namespace (part of its SPIFFE ID)")
 	f.StringVar(&o.replica, "replica", host, "this replica's name, shown in `wardenctl status`")
 	f.DurationVar(&o.certTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates (rotated at half life)")
@@ -103,6 +108,10 @@ func newSource(o options, log *slog.Logger) (source, error) {
 
 func run(ctx context.Context, o options) error {
 	log, err := newLogger(o.logLevel)
+	if err != nil {
+		return err
+	}
+	debugAuth, err := debugNeedsAuth(o)
 	if err != nil {
 		return err
 	}
@@ -159,6 +168,13 @@ func run(ctx context.Context, o options) error {
 		ServerCert: serving.Get,
 	})
 	srv.RegisterCertMetrics(store, ca)
+	var operators *xds.OperatorAuth
+	if kubeMode(o) { // operators' tokens: the CSDS fleet view, and the debug API when it is exposed
+		if operators, err = newOperatorAuth(o, log); err != nil {
+			return err
+		}
+		srv.SetOperatorAuth(operators)
+	}
 	setInput := func(in *watch.Input) {
 		srv.SetInput(in)
 		metrics.ConfigErrors.Reset()
@@ -179,16 +195,25 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("debug listen %s: %w", o.debugAddr, err)
 	}
-	debug := &http.Server{Handler: srv.DebugHandler(src.Diagnostics), ReadHeaderTimeout: 5 * time.Second}
-	log.Info("wardend serving", "xds", lis.Addr().String(), "debug", dlis.Addr().String(), "stateDir", o.stateDir,
-		"identity", wid.String())
+	debugH := srv.DebugHandler(src.Diagnostics)
+	if debugAuth { // never bearer tokens over plaintext
+		debugH = operators.Protect(debugH)
+		dlis = tls.NewListener(dlis, &tls.Config{MinVersion: tls.VersionTLS12,
+			GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serving.Get() }})
+	}
+	servers := []*http.Server{serveHTTP(dlis, debugH, errc)}
+	metricsAt := "off"
+	if o.metricsAddr != "" {
+		mlis, err := net.Listen("tcp", o.metricsAddr)
+		if err != nil {
+			return fmt.Errorf("metrics listen %s: %w", o.metricsAddr, err)
+		}
+		servers, metricsAt = append(servers, serveHTTP(mlis, srv.MetricsHandler(), errc)), mlis.Addr().String()
+	}
+	log.Info("wardend serving", "xds", lis.Addr().String(), "debug", dlis.Addr().String(), "debugAuth", debugAuth,
+		"metrics", metricsAt, "stateDir", o.stateDir, "identity", wid.String())
 
 	go func() { errc <- srv.Serve(ctx, lis) }()
-	go func() {
-		if err := debug.Serve(dlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- err
-		}
-	}()
 	go store.RunRotation(ctx, func(ids []spiffeid.ID) {
 		log.Info("workload certificates rotated", "count", len(ids))
 		srv.Refresh()
@@ -198,7 +223,9 @@ func run(ctx context.Context, o options) error {
 		case <-ctx.Done():
 			shut, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			_ = debug.Shutdown(shut)
+			for _, hs := range servers {
+				_ = hs.Shutdown(shut)
+			}
 			return nil
 		case in := <-inputs:
 			if in.TrustDomain != first.TrustDomain {
@@ -213,6 +240,45 @@ func run(ctx context.Context, o options) error {
 			}
 		}
 	}
+}
+
+// serveHTTP serves h on lis in the background; errors other than shutdown go to errc.
+func serveHTTP(lis net.Listener, h http.Handler, errc chan<- error) *http.Server {
+	hs := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := hs.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- err
+		}
+	}()
+	return hs
+}
+
+// debugNeedsAuth says whether the debug API must check operators' tokens: when it is
+// reachable beyond this host, or when --debug-auth=kubernetes asks. Directory mode has
+// no Kubernetes to ask, so there it serves loopback only.
+func debugNeedsAuth(o options) (bool, error) {
+	if o.debugAuth != "auto" && o.debugAuth != "kubernetes" {
+		return false, fmt.Errorf("--debug-auth %q: want auto or kubernetes", o.debugAuth)
+	}
+	a, err := net.ResolveTCPAddr("tcp", o.debugAddr)
+	need := err != nil || a.IP == nil || !a.IP.IsLoopback() || o.debugAuth == "kubernetes"
+	if need && !kubeMode(o) {
+		return false, fmt.Errorf("--debug-addr %s (--debug-auth %s): the debug API shows every proxy's configuration, and in "+
+			"directory mode there is no Kubernetes to authenticate operators with; serve it on loopback "+
+			"(--debug-addr 127.0.0.1:15014) and reach it from this host", o.debugAddr, o.debugAuth)
+	}
+	return need, nil
+}
+
+// newOperatorAuth checks operators' bearer tokens with TokenReview and
+// SubjectAccessReview (get warden.io/debug/<endpoint> in wardend's namespace).
+func newOperatorAuth(o options, log *slog.Logger) (*xds.OperatorAuth, error) {
+	c, err := newKubeClients(o, log)
+	if err != nil {
+		return nil, err
+	}
+	return &xds.OperatorAuth{Reviews: c.client.AuthenticationV1().TokenReviews(), Access: c.client.AuthorizationV1().SubjectAccessReviews(),
+		Namespace: o.namespace, Audiences: []string{o.kube.audience}, Log: log.With("component", "operator-auth")}, nil
 }
 
 // loadTrust loads the mesh CA and the proxy authenticator: from the state directory in

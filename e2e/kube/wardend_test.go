@@ -24,6 +24,7 @@ type wardend struct {
 	log       string
 	xdsAddr   string
 	debugAddr string
+	metrics   string // --metrics-addr: /metrics, /healthz, /readyz without a credential
 	done      chan struct{}
 }
 
@@ -37,16 +38,18 @@ func loopbackAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string) *wardend {
+func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string, extraArgs ...string) *wardend {
 	t.Helper()
-	w := &wardend{log: filepath.Join(dir, "wardend.log"), xdsAddr: loopbackAddr(t), debugAddr: loopbackAddr(t), done: make(chan struct{})}
+	w := &wardend{log: filepath.Join(dir, "wardend.log"), xdsAddr: loopbackAddr(t), debugAddr: loopbackAddr(t),
+		metrics: loopbackAddr(t), done: make(chan struct{})}
 	lf, err := os.Create(w.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.cmd = exec.Command(bin, "--kubeconfig", kubeconfig, "--namespace", "warden-system", "--replica", "wardend-e2e",
 		"--xds-addr", w.xdsAddr, "--debug-addr", w.debugAddr, "--server-name", "127.0.0.1",
-		"--state-dir", filepath.Join(dir, "unused-state"), "--log-level", "debug")
+		"--state-dir", filepath.Join(dir, "unused-state"), "--log-level", "debug", "--metrics-addr", w.metrics)
+	w.cmd.Args = append(w.cmd.Args, extraArgs...)
 	w.cmd.Stdout, w.cmd.Stderr = lf, lf
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := w.cmd.Start(); err != nil {
@@ -71,7 +74,7 @@ func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string
 			t.Fatalf("wardend exited:\n%s", w.tail(40))
 		default:
 		}
-		_, err := w.get(ctx, "/readyz")
+		_, err := httpGet(ctx, "http://"+w.metrics+"/readyz") // plain HTTP even when the debug API is HTTPS
 		return err
 	})
 	return w
@@ -87,7 +90,11 @@ func (w *wardend) tail(n int) string {
 }
 
 func (w *wardend) get(ctx context.Context, path string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+w.debugAddr+path, nil)
+	return httpGet(ctx, "http://"+w.debugAddr+path)
+}
+
+func httpGet(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +108,7 @@ func (w *wardend) get(ctx context.Context, path string) ([]byte, error) {
 		return nil, err
 	}
 	if res.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s: %s", path, res.Status, body)
+		return nil, fmt.Errorf("GET %s: %s: %s", url, res.Status, body)
 	}
 	return body, nil
 }
