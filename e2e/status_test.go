@@ -171,10 +171,11 @@ spec:
 		fail("after SIGCONT: %v", err)
 	}
 
-	// CSDS on the authenticated xDS port reports the same.
+	// CSDS on the authenticated xDS port reports the same; a proxy's credential sees
+	// only its own node (directory mode has no operator credential for the fleet).
 	csds := fetchCSDS(ctx, t, m)
-	if len(csds.GetConfig()) != 2 {
-		fail("CSDS: %d proxies, want 2", len(csds.GetConfig()))
+	if len(csds.GetConfig()) != 1 || csds.GetConfig()[0].GetNode().GetId() != "client.demo" {
+		fail("CSDS with client.demo's token: %d proxies, want exactly client.demo", len(csds.GetConfig()))
 	}
 	for _, cc := range csds.GetConfig() {
 		for _, g := range cc.GetGenericXdsConfigs() {
@@ -250,7 +251,7 @@ func fetchCSDS(ctx context.Context, t *testing.T, m *harness.Mesh) *statusv3.Cli
 	if err != nil {
 		t.Fatal(err)
 	}
-	tok, err := signer.Sign(certs.TokenClaims{Namespace: "warden-system", ServiceAccount: "wardenctl", Pod: "wardenctl"}, time.Minute, time.Now())
+	tok, err := signer.Sign(certs.TokenClaims{Namespace: "demo", ServiceAccount: "client", Pod: "client"}, time.Minute, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}

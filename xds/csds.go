@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"sync"
 
 	adminv3 "github.com/envoyproxy/go-control-plane/envoy/admin/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -29,25 +28,13 @@ func registerCSDS(gs *grpc.Server, s *Server) {
 	statusv3.RegisterClientStatusDiscoveryServiceServer(gs, &csds{s: s})
 }
 
-// operators holds each Server's OperatorAuth (set by SetOperatorAuth); it lives here,
-// beside CSDS, rather than in Options.
-var operators sync.Map // *Server -> *OperatorAuth
-
 // SetOperatorAuth lets operators read the whole fleet over CSDS (Kubernetes mode).
 // Without it, CSDS answers proxies only, each about itself.
 func (s *Server) SetOperatorAuth(a *OperatorAuth) {
-	if a == nil {
-		operators.Delete(s)
-		return
-	}
-	operators.Store(s, a)
+	s.operators.Store(a)
 }
 
-func (s *Server) operatorAuth() *OperatorAuth {
-	a, _ := operators.Load(s)
-	oa, _ := a.(*OperatorAuth)
-	return oa
-}
+func (s *Server) operatorAuth() *OperatorAuth { return s.operators.Load() }
 
 // fleet is the scope of an operator credential: every node.
 const fleet = ""

@@ -75,6 +75,8 @@ type Server struct {
 	dirty chan struct{}
 	// logLimit bounds the log lines a proxy or a remote address can cause.
 	logLimit *RateLog
+	// operators, when set, may read the whole fleet over CSDS.
+	operators atomic.Pointer[OperatorAuth]
 }
 
 type streamBinding struct {

@@ -46,4 +46,4 @@ for ns in default $(kubectl get ns -l istio-injection=enabled -o jsonpath='{.ite
 	kubectl -n "$ns" create configmap warden-ca-root --from-file=root-cert.pem="${TMPDIR:-/tmp}/warden-root-cert.pem" \
 		--dry-run=client -o yaml | kubectl apply --server-side -f -
 done
-echo "== Warden is up. Status: kubectl -n warden-system port-forward svc/wardend 15014 & wardenctl status --server 127.0.0.1:15014"
+echo "== Warden is up. Status: kubectl -n warden-system port-forward deploy/wardend 15014 & wardenctl status --server 127.0.0.1:15014"

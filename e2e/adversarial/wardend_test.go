@@ -144,7 +144,7 @@ func (w *wardend) start(t *testing.T, extra ...string) {
 		t.Fatal(err)
 	}
 	args := append([]string{"--config-dir", w.configDir, "--state-dir", w.stateDir, "--xds-addr", w.xdsAddr,
-		"--debug-addr", w.debugAddr, "--replica", "adversarial"}, extra...)
+		"--debug-addr", w.debugAddr, "--metrics-addr", "127.0.0.1:0", "--replica", "adversarial"}, extra...)
 	w.cmd = exec.Command(w.bin, args...)
 	w.cmd.Stdout, w.cmd.Stderr = lf, lf
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -168,7 +168,7 @@ func (m *Mesh) StartWardend(ctx context.Context) error {
 		source = []string{"--kubeconfig", m.Kubeconfig}
 	}
 	args := append(source, "--state-dir", m.StateDir,
-		"--xds-addr", m.XDSAddr, "--debug-addr", m.DebugAddr, "--replica", "wardend-0", "--log-level", "debug")
+		"--xds-addr", m.XDSAddr, "--debug-addr", m.DebugAddr, "--metrics-addr", "127.0.0.1:0", "--replica", "wardend-0", "--log-level", "debug")
 	args = append(args, m.opts.WardendArgs...)
 	cmd := exec.Command(m.Bin.Wardend, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf

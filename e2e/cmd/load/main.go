@@ -45,7 +45,7 @@ func main() {
 	}
 	xdsAddr, debugAddr := "127.0.0.1:"+freePort(), "127.0.0.1:"+freePort()
 	cmd := exec.Command(*wardend, "--config-dir", cfg, "--state-dir", state, "--xds-addr", xdsAddr,
-		"--debug-addr", debugAddr, "--log-level", "warn")
+		"--debug-addr", debugAddr, "--metrics-addr", "127.0.0.1:0", "--log-level", "warn")
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
