@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -24,11 +26,39 @@ import (
 type kubeOptions struct {
 	kubeconfig string
 	audience   string
+	qps        float32
+	burst      int
+	// TokenReview cache: answers kept until the token's exp, at most reviewTTL.
+	reviewTTL         time.Duration
+	reviewNegativeTTL time.Duration
+	reviewCacheSize   int
+	// metrics, when set, receives the TokenReview cache's metrics (wardend's /metrics registry).
+	metrics prometheus.Registerer
 }
 
 func addKubeFlags(f *pflag.FlagSet, k *kubeOptions) {
 	f.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig of the cluster to serve (Kubernetes mode; in a pod the in-cluster config is used when --config-dir is not set)")
 	f.StringVar(&k.audience, "token-audience", "warden", "audience of the projected service-account tokens proxies present (Kubernetes mode)")
+	f.Float32Var(&k.qps, "kube-api-qps", 100, "queries per second to the Kubernetes API server (client-side limit)")
+	f.IntVar(&k.burst, "kube-api-burst", 200, "burst of queries to the Kubernetes API server above --kube-api-qps")
+	f.DurationVar(&k.reviewTTL, "token-review-cache-ttl", xds.DefaultTokenReviewTTL, "longest time a TokenReview that authenticated a token is reused (never past the token's exp); 0 disables")
+	f.IntVar(&k.reviewCacheSize, "token-review-cache-size", xds.DefaultTokenReviewCacheSize, "most TokenReview answers kept (least recently used evicted first); 0 disables the cache")
+	f.DurationVar(&k.reviewNegativeTTL, "token-review-negative-ttl", xds.DefaultTokenReviewNegativeTTL, "how long a token the API server refused is refused without asking again; 0 disables")
+}
+
+// validate checks the Kubernetes flags.
+func (k kubeOptions) validate() error {
+	switch {
+	case k.qps <= 0:
+		return fmt.Errorf("--kube-api-qps %v: must be positive", k.qps)
+	case k.burst < 1:
+		return fmt.Errorf("--kube-api-burst %d: must be at least 1", k.burst)
+	case k.reviewTTL < 0, k.reviewNegativeTTL < 0:
+		return errors.New("--token-review-cache-ttl and --token-review-negative-ttl must not be negative")
+	case k.reviewCacheSize < 0:
+		return fmt.Errorf("--token-review-cache-size %d: must not be negative", k.reviewCacheSize)
+	}
+	return nil
 }
 
 // kubeMode reports whether wardend serves a cluster: with --kubeconfig, or in a pod
@@ -47,6 +77,9 @@ func newKubeClients(o options, log *slog.Logger) (*kubeClients, error) {
 	if o.configDir != "" {
 		return nil, errors.New("--config-dir and --kubeconfig are exclusive: serve a folder or a cluster")
 	}
+	if err := o.kube.validate(); err != nil {
+		return nil, err
+	}
 	klog.SetSlogLogger(log.With("component", "client-go"))
 	var (
 		cfg *rest.Config
@@ -61,6 +94,7 @@ func newKubeClients(o options, log *slog.Logger) (*kubeClients, error) {
 		return nil, fmt.Errorf("kubernetes client config: %w", err)
 	}
 	cfg.UserAgent = "wardend"
+	applyRateLimits(cfg, o.kube)
 	client, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes client: %w", err)
@@ -70,6 +104,43 @@ func newKubeClients(o options, log *slog.Logger) (*kubeClients, error) {
 		return nil, fmt.Errorf("kubernetes dynamic client: %w", err)
 	}
 	return &kubeClients{client: client, dyn: dyn}, nil
+}
+
+// applyRateLimits sets client-go's client-side limiter: its default (5 QPS, burst 10)
+// would queue a fleet's reconnect behind a handful of TokenReviews per second.
+func applyRateLimits(cfg *rest.Config, k kubeOptions) {
+	cfg.QPS, cfg.Burst = k.qps, k.burst
+}
+
+// newTokenReviews is the TokenReview client proxies are authenticated with: the API
+// server's, behind a cache configured by the --token-review-* flags. The debug API's
+// authorizer may share it.
+func newTokenReviews(c *kubeClients, k kubeOptions) (*xds.TokenReviewCache, error) {
+	reviews, err := xds.NewTokenReviewCache(c.client.AuthenticationV1().TokenReviews(),
+		xds.WithTokenReviewTTL(k.reviewTTL),
+		xds.WithTokenReviewNegativeTTL(k.reviewNegativeTTL),
+		xds.WithTokenReviewCacheSize(k.reviewCacheSize),
+		xds.WithTokenReviewMetrics(k.metrics))
+	if err != nil {
+		return nil, fmt.Errorf("TokenReview cache metrics: %w", err)
+	}
+	return reviews, nil
+}
+
+// cachedTokenReviews returns the cached TokenReview client inside an authenticator made
+// by loadKubeTrust (nil in directory mode), for others that review tokens, such as the
+// debug API, to share its cache.
+func cachedTokenReviews(auth xds.Authenticator) *xds.TokenReviewCache {
+	chain, ok := auth.(*xds.ChainAuth)
+	if !ok {
+		return nil
+	}
+	tr, ok := chain.Kube.(*xds.TokenReviewAuth)
+	if !ok {
+		return nil
+	}
+	c, _ := tr.Reviews.(*xds.TokenReviewCache)
+	return c
 }
 
 func newKubeSource(o options, log *slog.Logger) (source, error) {
@@ -94,9 +165,13 @@ func loadKubeTrust(ctx context.Context, o options, trustDomain string, log *slog
 	if err != nil {
 		return nil, nil, err
 	}
+	reviews, err := newTokenReviews(c, o.kube)
+	if err != nil {
+		return nil, nil, err
+	}
 	auth := &xds.ChainAuth{
 		Bootstrap: &xds.TokenAuth{Signer: signer},
-		Kube:      &xds.TokenReviewAuth{Reviews: c.client.AuthenticationV1().TokenReviews(), Audience: o.kube.audience},
+		Kube:      &xds.TokenReviewAuth{Reviews: reviews, Audience: o.kube.audience},
 	}
 	return ca, auth, nil
 }
