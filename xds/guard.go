@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"sync"
+	"time"
 
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -21,7 +22,7 @@ const (
 	maxRecvMsgSize    = 4 << 20
 	maxHeaderListSize = 64 << 10
 	logBurst          = 5
-	logEvery          = 2 // seconds per additional line, per proxy or remote
+	logEvery          = 2 * time.Second // per additional line, per proxy or remote
 )
 
 // errReplaced is the cause a stream is closed with when a newer stream of the same

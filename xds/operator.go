@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
@@ -53,7 +54,18 @@ type OperatorAuth struct {
 	Audiences []string
 	Log       *slog.Logger
 
-	limit logLimiter
+	limitOnce sync.Once
+	limit     *RateLog // refusals logged per source; set lazily, or by tests
+}
+
+// limiter bounds the refusal lines one source can cause (opLogBurst a second).
+func (a *OperatorAuth) limiter() *RateLog {
+	a.limitOnce.Do(func() {
+		if a.limit == nil {
+			a.limit = NewRateLog(RateLogOptions{Every: opLogWindow / opLogBurst, Burst: opLogBurst, MaxKeys: opLogMaxSources})
+		}
+	})
+	return a.limit
 }
 
 // Authorize returns the reviewed user name when token's user may read endpoint.
@@ -160,7 +172,7 @@ func (a *OperatorAuth) deny(w http.ResponseWriter, r *http.Request, endpoint, us
 // LogDenied logs a refused request at warn level unless source already had its share
 // of lines this second.
 func (a *OperatorAuth) LogDenied(source, msg string, args ...any) {
-	if ok, dropped := a.limit.allow(source); ok {
+	if ok, dropped := a.limiter().Allow(source); ok {
 		if dropped > 0 {
 			args = append(args, "suppressedSinceLast", dropped)
 		}

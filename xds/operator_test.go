@@ -119,7 +119,7 @@ func TestProtectedDebugAPI(t *testing.T) {
 	var logs bytes.Buffer
 	a := newFakeRBAC().auth(t, slog.New(slog.NewTextHandler(&logs, nil)))
 	now := time.Unix(1_800_000_000, 0)
-	a.limit.now = func() time.Time { return now }
+	a.limit = NewRateLog(RateLogOptions{Every: opLogWindow / opLogBurst, Burst: opLogBurst, Now: func() time.Time { return now }})
 	h := a.Protect(ts.srv.DebugHandler(nil))
 	get := func(path, token string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
@@ -162,31 +162,6 @@ func TestProtectedDebugAPI(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "\n"); n != opLogBurst {
 		t.Fatalf("50 refusals within a second logged %d lines, want %d", n, opLogBurst)
-	}
-}
-
-func TestLogLimiterPerSourcePerSecond(t *testing.T) {
-	now := time.Unix(1_800_000_000, 0)
-	l := &logLimiter{now: func() time.Time { return now }}
-	allowed := func(src string, n int) int {
-		k := 0
-		for i := 0; i < n; i++ {
-			if ok, _ := l.allow(src); ok {
-				k++
-			}
-		}
-		return k
-	}
-	if got := allowed("a", 10); got != opLogBurst {
-		t.Fatalf("a logged %d of 10 lines in one second, want %d", got, opLogBurst)
-	}
-	if got := allowed("b", 1); got != 1 {
-		t.Fatal("another source is limited by a's lines")
-	}
-	now = now.Add(time.Second)
-	ok, dropped := l.allow("a")
-	if !ok || dropped != 10-opLogBurst {
-		t.Fatalf("next second: allow = %v, dropped %d; want true, %d", ok, dropped, 10-opLogBurst)
 	}
 }
 

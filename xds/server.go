@@ -103,7 +103,7 @@ func New(opts Options) *Server {
 		opts.Metrics = NewMetrics()
 	}
 	s := &Server{opts: opts, log: opts.Log, proxies: map[string]*proxy{}, streams: map[int64]*streamBinding{},
-		dirty: make(chan struct{}, 1), logLimit: NewRateLog(logBurst, logEvery, 4096)}
+		dirty: make(chan struct{}, 1), logLimit: NewRateLog(RateLogOptions{Every: logEvery, Burst: logBurst, MaxKeys: 4096})}
 	s.tracker = NewTracker(opts.Replica, opts.Now, opts.Metrics)
 	s.cache = &parkingCache{SnapshotCache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), tracker: s.tracker}
 	return s

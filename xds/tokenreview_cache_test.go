@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -424,7 +425,7 @@ func TestTokenReviewAuthOverCache(t *testing.T) {
 	a := &TokenReviewAuth{Reviews: c, Audience: "warden"}
 	for range 3 {
 		id, err := a.Authenticate(context.Background(), "good")
-		if want := (Identity{Namespace: "demo", ServiceAccount: "web", Pod: "web-0"}); err != nil || id != want {
+		if want := (Identity{Namespace: "demo", ServiceAccount: "web", Pod: "web-0"}); err != nil || !reflect.DeepEqual(id, want) {
 			t.Fatalf("identity = %+v, %v; want %+v", id, err, want)
 		}
 		if _, err := a.Authenticate(context.Background(), "forged"); err == nil || !strings.Contains(err.Error(), "invalid bearer token") {

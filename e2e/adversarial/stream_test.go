@@ -167,8 +167,10 @@ func TestNodeSwitchOnLaterRequest(t *testing.T) {
 		}
 	}
 	log := w.log(t)
-	if n := strings.Count(log, "claimed another identity"); n != 2*len(allTypes) {
-		t.Errorf("violation logged %d times, want once per attempt (%d)", n, 2*len(allTypes))
+	// Each attempt is logged once, and one source's attempts at most a burst at a time
+	// (the metric above counted every one).
+	if n := strings.Count(log, "claimed another identity"); n < 1 || n > 5 {
+		t.Errorf("%d violations from one address logged %d times, want 1..5 (rate-limited per source)", 2*len(allTypes), n)
 	}
 	if !strings.Contains(log, `proven="shop/web pod web-0"`) || !strings.Contains(log, `claimedNode=admin-0.shop`) {
 		t.Errorf("the violation log line must name both identities:\n%s", tail(log, 5))

@@ -106,19 +106,28 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
+var (
+	binOnce sync.Once
+	bins    harness.Binaries
+	binErr  error
+)
+
+// binaries finds wardend and wardenctl (WARDEN_BIN, as `make test` sets it) or builds
+// them once for the package.
 func binaries(t *testing.T) harness.Binaries {
 	t.Helper()
-	bin := os.Getenv("WARDEN_BIN")
-	if bin == "" {
-		t.Fatal("WARDEN_BIN is not set: run through `make test` (or `make build` and WARDEN_BIN=$PWD/bin)")
-	}
-	b := harness.Binaries{Wardend: filepath.Join(bin, "wardend"), Wardenctl: filepath.Join(bin, "wardenctl")}
-	for _, p := range []string{b.Wardend, b.Wardenctl} {
-		if _, err := os.Stat(p); err != nil {
-			t.Fatalf("%s: run `make build`", p)
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "warden-adversarial-bin-")
+		if err != nil {
+			binErr = err
+			return
 		}
+		bins, binErr = harness.FindBinaries(context.Background(), dir)
+	})
+	if binErr != nil {
+		t.Fatalf("binaries: %v", binErr)
 	}
-	return b
+	return bins
 }
 
 // startWardend runs wardend on a folder holding config, with extra flags.
