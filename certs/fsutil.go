@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -15,12 +16,16 @@ const (
 	certPerm = 0o644
 )
 
-// ensureDir creates dir (and parents) with owner-only permissions if missing.
-func ensureDir(dir string) error {
+// ensureDir creates dir (and parents) with owner-only permissions if missing. An
+// existing dir is checked and tightened by secureDir.
+func ensureDir(dir string, log *slog.Logger) error {
+	if _, err := os.Lstat(dir); err == nil {
+		return secureDir(dir, log)
+	}
 	if err := os.MkdirAll(dir, dirPerm); err != nil {
 		return fmt.Errorf("create state directory %s: %w", dir, err)
 	}
-	return nil
+	return secureDir(dir, log) // MkdirAll accepts a symlink that appeared meanwhile
 }
 
 // writeFileSynced writes data to a new file at path with perm (not reduced by

@@ -3,6 +3,7 @@ package certs
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -27,11 +28,17 @@ const (
 // root in stateDir/ca is used, and created on first start: a self-signed
 // ECDSA P-256 root valid for ten years, kept across restarts. A nil now means
 // time.Now.
-func LoadOrCreateCA(stateDir string, trustDomain string, now func() time.Time) (*CA, error) {
+//
+// An existing state directory (or its ca/ and cacerts/ folders) open to other users is
+// made 0700, a private key file open to them 0600, each logged with its old mode; one
+// owned by another non-root user, or a symlink (for a key file: out of its folder), is
+// refused with an error naming it.
+func LoadOrCreateCA(stateDir string, trustDomain string, now func() time.Time, opts ...LoadOption) (*CA, error) {
 	if now == nil {
 		now = time.Now
 	}
-	if err := ensureDir(stateDir); err != nil {
+	cfg := newLoadConfig(opts)
+	if err := ensureDir(stateDir, cfg.log); err != nil {
 		return nil, err
 	}
 	plugged, err := hasPluggedCA(filepath.Join(stateDir, PluggedCADir))
@@ -39,9 +46,9 @@ func LoadOrCreateCA(stateDir string, trustDomain string, now func() time.Time) (
 		return nil, err
 	}
 	if plugged {
-		return LoadPluggedCA(filepath.Join(stateDir, PluggedCADir), trustDomain, now)
+		return LoadPluggedCA(filepath.Join(stateDir, PluggedCADir), trustDomain, now, opts...)
 	}
-	return loadOrCreateSelfSigned(filepath.Join(stateDir, SelfCADir), trustDomain, now)
+	return loadOrCreateSelfSigned(filepath.Join(stateDir, SelfCADir), trustDomain, now, cfg.log)
 }
 
 // hasPluggedCA reports whether dir holds any plug-in file. A directory with
@@ -61,7 +68,12 @@ func hasPluggedCA(dir string) (bool, error) {
 // ca-key.pem (the intermediate that signs), root-cert.pem (the trust bundle)
 // and cert-chain.pem (the chain from ca-cert towards the root; optional when
 // ca-cert is signed by the root directly). Errors name the offending file.
-func LoadPluggedCA(dir string, trustDomain string, now func() time.Time) (*CA, error) {
+// dir and ca-key.pem are checked and tightened as LoadOrCreateCA describes.
+func LoadPluggedCA(dir string, trustDomain string, now func() time.Time, opts ...LoadOption) (*CA, error) {
+	cfg := newLoadConfig(opts)
+	if err := secureDir(dir, cfg.log); err != nil {
+		return nil, err
+	}
 	src := caSources{
 		cert:  filepath.Join(dir, PluggedCertFile),
 		key:   filepath.Join(dir, PluggedKeyFile),
@@ -72,9 +84,12 @@ func LoadPluggedCA(dir string, trustDomain string, now func() time.Time) (*CA, e
 	if err != nil {
 		return nil, err
 	}
-	keyPEM, err := readRequired(src.key)
+	keyPEM, err := readKeyFile(src.key, cfg.log)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s is missing", src.key)
+	}
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("read %s: %w", src.key, err)
 	}
 	rootPEM, err := readRequired(src.root)
 	if err != nil {
@@ -104,8 +119,11 @@ func readRequired(path string) ([]byte, error) {
 
 // loadOrCreateSelfSigned loads dir/root-cert.pem and dir/root-key.pem, or
 // creates both at once if dir is missing or empty.
-func loadOrCreateSelfSigned(dir string, trustDomain string, now func() time.Time) (*CA, error) {
-	if ca, err := loadSelfSigned(dir, trustDomain, now); err == nil || !errors.Is(err, errNoRoot) {
+func loadOrCreateSelfSigned(dir string, trustDomain string, now func() time.Time, log *slog.Logger) (*CA, error) {
+	if err := secureDir(dir, log); err != nil {
+		return nil, err
+	}
+	if ca, err := loadSelfSigned(dir, trustDomain, now, log); err == nil || !errors.Is(err, errNoRoot) {
 		return ca, err
 	}
 	certPEM, keyPEM, err := newRootPEM(now())
@@ -120,17 +138,17 @@ func loadOrCreateSelfSigned(dir string, trustDomain string, now func() time.Time
 		return nil, fmt.Errorf("store self-signed root: %w", err)
 	}
 	if !created { // another process won the race, or dir holds other files
-		return loadSelfSigned(dir, trustDomain, now)
+		return loadSelfSigned(dir, trustDomain, now, log)
 	}
 	return newSelfSignedCA(dir, certPEM, keyPEM, trustDomain, now)
 }
 
 var errNoRoot = errors.New("no self-signed root")
 
-func loadSelfSigned(dir string, trustDomain string, now func() time.Time) (*CA, error) {
+func loadSelfSigned(dir string, trustDomain string, now func() time.Time, log *slog.Logger) (*CA, error) {
 	certPath, keyPath := filepath.Join(dir, RootCertFile), filepath.Join(dir, RootKeyFile)
 	certPEM, certErr := os.ReadFile(certPath)
-	keyPEM, keyErr := os.ReadFile(keyPath)
+	keyPEM, keyErr := readKeyFile(keyPath, log)
 	certMissing, keyMissing := errors.Is(certErr, os.ErrNotExist), errors.Is(keyErr, os.ErrNotExist)
 	switch {
 	case certMissing && keyMissing:

@@ -19,18 +19,21 @@ const TokenKeyFile = "token-key.pem"
 
 // LoadOrCreateTokenKey returns the token signer whose key is kept in
 // stateDir/token-key.pem, creating the key (mode 0600) on first use. wardend
-// and wardenctl may call it concurrently on the same directory.
-func LoadOrCreateTokenKey(stateDir string) (*TokenSigner, error) {
-	if err := ensureDir(stateDir); err != nil {
+// and wardenctl may call it concurrently on the same directory. An existing
+// directory or key open to other users is made owner-only (and logged); one owned
+// by another user, or a symlink out of the directory, is refused.
+func LoadOrCreateTokenKey(stateDir string, opts ...LoadOption) (*TokenSigner, error) {
+	cfg := newLoadConfig(opts)
+	if err := ensureDir(stateDir, cfg.log); err != nil {
 		return nil, err
 	}
 	path := filepath.Join(stateDir, TokenKeyFile)
-	data, err := os.ReadFile(path)
+	data, err := readKeyFile(path, cfg.log)
 	if errors.Is(err, os.ErrNotExist) {
 		if err := createTokenKey(path); err != nil {
 			return nil, err
 		}
-		data, err = os.ReadFile(path)
+		data, err = readKeyFile(path, cfg.log)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)

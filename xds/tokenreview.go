@@ -20,9 +20,10 @@ const PodNameExtra = "authentication.kubernetes.io/pod-name"
 // TokenReviewAuth authenticates proxies with Kubernetes service-account tokens
 // (Kubernetes mode): the API server checks each token with a TokenReview for Audience.
 // Only tokens bound to a pod are accepted, so the identity names the pod, and the
-// server then holds the proxy's node id to that pod.
+// server then holds the proxy's node id to that pod. wardend puts a TokenReviewCache
+// in Reviews, so a fleet reconnecting at once costs one review per token.
 type TokenReviewAuth struct {
-	Reviews  authnclient.TokenReviewInterface // clientset.AuthenticationV1().TokenReviews()
+	Reviews  authnclient.TokenReviewInterface // a TokenReviewCache, or clientset.AuthenticationV1().TokenReviews()
 	Audience string                           // the audience the tokens are requested for, e.g. "warden"
 }
 
