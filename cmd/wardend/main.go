@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	authnclient "k8s.io/client-go/kubernetes/typed/authentication/v1"
 	"log/slog"
 	"net"
 	"net/http"
@@ -140,18 +141,19 @@ func run(ctx context.Context, o options) error {
 	for _, d := range first.Diagnostics {
 		logDiagnostic(log, d)
 	}
+	metrics := xds.NewMetrics()
+	o.kube.metrics = metrics.Registry
 	ca, auth, err := loadTrust(ctx, o, first.TrustDomain, log)
 	if err != nil {
 		return err
 	}
 	store := certs.NewStore(ca, o.certTTL, time.Now, certs.WithLogger(log))
-	metrics := xds.NewMetrics()
 	wid, err := xds.WardendID(ca.TrustDomain(), o.namespace)
 	if err != nil {
 		return err
 	}
 	serving := &xds.ServingCert{CA: ca, ID: wid, TTL: 24 * time.Hour,
-		DNS: []string{"wardend", "wardend." + o.namespace, "wardend." + o.namespace + ".svc"}}
+		DNS: []string{"wardend", "wardend." + o.namespace, xds.ServerName(o.namespace)}}
 	for _, n := range o.serverNames {
 		if ip := net.ParseIP(n); ip != nil {
 			serving.IPs = append(serving.IPs, ip)
@@ -170,7 +172,7 @@ func run(ctx context.Context, o options) error {
 	srv.RegisterCertMetrics(store, ca)
 	var operators *xds.OperatorAuth
 	if kubeMode(o) { // operators' tokens: the CSDS fleet view, and the debug API when it is exposed
-		if operators, err = newOperatorAuth(o, log); err != nil {
+		if operators, err = newOperatorAuth(o, log, cachedTokenReviews(auth)); err != nil {
 			return err
 		}
 		srv.SetOperatorAuth(operators)
@@ -272,12 +274,17 @@ func debugNeedsAuth(o options) (bool, error) {
 
 // newOperatorAuth checks operators' bearer tokens with TokenReview and
 // SubjectAccessReview (get warden.io/debug/<endpoint> in wardend's namespace).
-func newOperatorAuth(o options, log *slog.Logger) (*xds.OperatorAuth, error) {
+// Reviews go through the proxies' TokenReview cache when there is one.
+func newOperatorAuth(o options, log *slog.Logger, cache *xds.TokenReviewCache) (*xds.OperatorAuth, error) {
 	c, err := newKubeClients(o, log)
 	if err != nil {
 		return nil, err
 	}
-	return &xds.OperatorAuth{Reviews: c.client.AuthenticationV1().TokenReviews(), Access: c.client.AuthorizationV1().SubjectAccessReviews(),
+	var reviews authnclient.TokenReviewInterface = c.client.AuthenticationV1().TokenReviews()
+	if cache != nil {
+		reviews = cache
+	}
+	return &xds.OperatorAuth{Reviews: reviews, Access: c.client.AuthorizationV1().SubjectAccessReviews(),
 		Namespace: o.namespace, Audiences: []string{o.kube.audience}, Log: log.With("component", "operator-auth")}, nil
 }
 
@@ -287,11 +294,11 @@ func loadTrust(ctx context.Context, o options, trustDomain string, log *slog.Log
 	if kubeMode(o) {
 		return loadKubeTrust(ctx, o, trustDomain, log)
 	}
-	ca, err := certs.LoadOrCreateCA(o.stateDir, trustDomain, time.Now)
+	ca, err := certs.LoadOrCreateCA(o.stateDir, trustDomain, time.Now, certs.WithStateLogger(log))
 	if err != nil {
 		return nil, nil, fmt.Errorf("mesh CA: %w", err)
 	}
-	signer, err := certs.LoadOrCreateTokenKey(o.stateDir)
+	signer, err := certs.LoadOrCreateTokenKey(o.stateDir, certs.WithStateLogger(log))
 	if err != nil {
 		return nil, nil, fmt.Errorf("token key: %w", err)
 	}
