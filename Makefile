@@ -27,7 +27,7 @@ define timed
 	start=$$(date +%s); $(2); echo "== $(1): $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help deps build test e2e bench lint demo fuzz
+.PHONY: help deps build test gen-check e2e bench lint demo fuzz
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -40,9 +40,26 @@ build: ## Build wardend, wardenctl and the e2e test app into bin/
 
 test: deps build ## go vet, all Go tests (unit and e2e; needs root), then the scenarios in both modes
 	@$(call timed,go vet,$(GO) vet ./...)
+	@$(call timed,gen-check,$(MAKE) --no-print-directory gen-check)
 	@$(call timed,go test,$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...)
 	@$(call timed,e2e scenarios (dir),$(subst -mode $(MODE),-mode dir,$(E2E_CMD)))
 	@$(call timed,e2e scenarios (kube),$(subst -mode $(MODE),-mode kube,$(E2E_CMD)))
+
+# GOLDEN_PKGS are the packages whose tests compare with golden files (internal/golden).
+GOLDEN_PKGS = $$($(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
+	awk '$$1 != "github.com/wardenmesh/warden/internal/golden" && / github.com\/wardenmesh\/warden\/internal\/golden( |$$)/ {print $$1}')
+
+gen-check: ## Regenerate every golden file (-update, orphans pruned) in a temporary copy; fail if any testdata differs
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	git ls-files -z --cached --others --exclude-standard -- ':!:.venv' ':!:.cache' ':!:bin' | \
+		tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$$tmp"; \
+	pkgs=$(GOLDEN_PKGS); \
+	(cd "$$tmp" && $(GO) test -count=1 $$pkgs -update >/dev/null) || { echo "gen-check: go test -update failed in $$tmp:"; (cd "$$tmp" && $(GO) test -count=1 $$pkgs -update 2>&1 | tail -40); exit 1; }; \
+	status=0; for d in $$(cd "$$tmp" && find . -path ./.git -prune -o -type d -name testdata -print); do \
+		diff -r "$$d" "$$tmp/$$d" || status=1; \
+	done; \
+	if [[ $$status -ne 0 ]]; then echo "gen-check: golden files are stale; run go test -update in: $$(echo $$pkgs)"; exit 1; fi; \
+	echo "gen-check: golden files up to date ($$(echo $$pkgs | wc -w) packages)"
 
 e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=folder, default e2e/scenarios; MODE=dir|kube)
 	@$(E2E_CMD)

@@ -17,7 +17,7 @@ import (
 	"github.com/wardenmesh/warden/e2e/harness"
 	"github.com/wardenmesh/warden/e2e/runner"
 	"github.com/wardenmesh/warden/e2e/scenario"
-	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/translate/authz"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -216,7 +216,7 @@ func sendAgain(ctx context.Context, m *harness.Mesh, from *harness.Pod, r *scena
 // wardenctlCheck asks the live wardend, through `wardenctl check`, about the request
 // at the target proxy: a caller with a sidecar by pod (its identity), any other caller
 // by its address alone; claims only of the tokens jwt_authn verified.
-func wardenctlCheck(ctx context.Context, m *harness.Mesh, in *watch.Input, from *harness.Pod, tgt replayTargetPod, r *scenario.Request) (translate.CheckResult, error) {
+func wardenctlCheck(ctx context.Context, m *harness.Mesh, in *watch.Input, from *harness.Pod, tgt replayTargetPod, r *scenario.Request) (authz.CheckResult, error) {
 	args := []string{"check", tgt.pod.ID(), "--server", m.DebugAddr, "-o", "json",
 		"--method", r.Method, "--path", r.Path(), "--host", r.HostHeader(),
 		"--port", strconv.FormatUint(uint64(tgt.port), 10)}
@@ -233,7 +233,7 @@ func wardenctlCheck(ctx context.Context, m *harness.Mesh, in *watch.Input, from 
 		if claims := verifiedClaims(in, w, r); claims != nil {
 			b, err := json.Marshal(claims)
 			if err != nil {
-				return translate.CheckResult{}, err
+				return authz.CheckResult{}, err
 			}
 			args = append(args, "--claims", string(b))
 		}
@@ -242,13 +242,13 @@ func wardenctlCheck(ctx context.Context, m *harness.Mesh, in *watch.Input, from 
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {
-			return translate.CheckResult{}, fmt.Errorf("wardenctl %v: %v: %s", args, err, ee.Stderr)
+			return authz.CheckResult{}, fmt.Errorf("wardenctl %v: %v: %s", args, err, ee.Stderr)
 		}
-		return translate.CheckResult{}, fmt.Errorf("wardenctl check: %w", err)
+		return authz.CheckResult{}, fmt.Errorf("wardenctl check: %w", err)
 	}
-	var cr translate.CheckResult
+	var cr authz.CheckResult
 	if err := json.Unmarshal(out, &cr); err != nil {
-		return translate.CheckResult{}, fmt.Errorf("wardenctl check -o json: %v: %s", err, out)
+		return authz.CheckResult{}, fmt.Errorf("wardenctl check -o json: %v: %s", err, out)
 	}
 	return cr, nil
 }

@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/wardenmesh/warden/e2e/harness"
-	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/translate/authz"
 )
 
 // The decisions compared between Envoy and `wardenctl check`.
@@ -52,7 +52,7 @@ func envoyDecision(res harness.Result) (decision, skip string) {
 // checkDecision is the decision check's answer means for a request that carries
 // headers: a CUSTOM provider is asked first and denies unless the request carries
 // its allow header.
-func checkDecision(cr translate.CheckResult, headers map[string]string) string {
+func checkDecision(cr authz.CheckResult, headers map[string]string) string {
 	switch {
 	case cr.ConnectionRefused:
 		return decideRefused
@@ -72,7 +72,7 @@ func hasHeader(headers map[string]string, name, value string) bool {
 }
 
 // compareDecisions returns a skip reason, or a disagreement ("" when they agree).
-func compareDecisions(envoy string, cr translate.CheckResult, headers map[string]string) (skip, disagree string) {
+func compareDecisions(envoy string, cr authz.CheckResult, headers map[string]string) (skip, disagree string) {
 	got := checkDecision(cr, headers)
 	if envoy == decideProvider && got == decideProvider {
 		return "the CUSTOM provider denied (ext_authz 403), not RBAC", ""
@@ -83,7 +83,7 @@ func compareDecisions(envoy string, cr translate.CheckResult, headers map[string
 	return "", ""
 }
 
-func describeCheck(cr translate.CheckResult) string {
+func describeCheck(cr authz.CheckResult) string {
 	s := cr.Decision + " at " + cr.Proxy + fmt.Sprintf(":%d %s mTLS %s principal %q: %s", cr.Port, cr.Protocol, cr.MTLSMode, cr.Principal, cr.Reason)
 	if cr.Rule != nil {
 		s += " [" + cr.Rule.Policy + " " + cr.Rule.Rule + "]"
@@ -126,15 +126,15 @@ func (t *replayTally) summary() string {
 }
 
 func TestReplayVerdictRules(t *testing.T) {
-	allow := translate.CheckResult{Decision: "ALLOW"}
-	deny := translate.CheckResult{Decision: "DENY"}
-	refused := translate.CheckResult{Decision: "DENY", ConnectionRefused: true}
-	custom := translate.CheckResult{Decision: "ALLOW", Custom: []translate.CustomCall{{Provider: "p"}}}
+	allow := authz.CheckResult{Decision: "ALLOW"}
+	deny := authz.CheckResult{Decision: "DENY"}
+	refused := authz.CheckResult{Decision: "DENY", ConnectionRefused: true}
+	custom := authz.CheckResult{Decision: "ALLOW", Custom: []authz.CustomCall{{Provider: "p"}}}
 	ok := map[string]string{"X-Ext-Authz": "allow"}
 	for _, c := range []struct {
 		name    string
 		res     harness.Result
-		cr      translate.CheckResult
+		cr      authz.CheckResult
 		headers map[string]string
 		skip    bool
 		agree   bool

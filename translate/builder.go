@@ -9,6 +9,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/wardenmesh/warden/translate/authz"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -26,7 +27,7 @@ type builder struct {
 	// w is the workload whose inbound side is built (nil for shared outbound
 	// builders); authz its AuthorizationPolicies, resolved on first use.
 	w     *watch.Workload
-	authz *authzSet
+	authz *authz.Set
 }
 
 func newBuilder(x *Index) *builder { return &builder{x: x, in: x.in} }

@@ -1,12 +1,12 @@
 package translate
 
 import (
-	"strconv"
-
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/wardenmesh/warden/translate/internal/shared"
 )
 
 const (
@@ -18,9 +18,7 @@ const (
 )
 
 // outboundCluster is the name of the cluster of one Service port.
-func outboundCluster(port uint32, fqdn string) string {
-	return "outbound|" + strconv.FormatUint(uint64(port), 10) + "||" + fqdn
-}
+func outboundCluster(port uint32, fqdn string) string { return shared.OutboundCluster(port, fqdn) }
 
 func (b *builder) originalDstCluster(name string) *cluster.Cluster {
 	return &cluster.Cluster{

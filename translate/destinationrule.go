@@ -12,15 +12,17 @@ import (
 // drRule is one DestinationRule with its host made fully qualified.
 type drRule struct {
 	cfg      *watch.Config[*networking.DestinationRule]
-	host     string            // FQDN, "*" or "*.<suffix>"
-	selector map[string]string // workloadSelector labels; nil when none
+	host     string       // FQDN, "*" or "*.<suffix>"
+	policy   attachPolicy // its workloadSelector, for attach
+	selector bool         // a workloadSelector is present, even with no labels
 }
 
 // drIndex finds the DestinationRule that applies to a Service as Istio does: the
 // proxy's namespace first, then the Service's, then the root namespace; within one
 // namespace the most specific host wins (exact, then the longest wildcard), then the
 // oldest rule. A rule with a workloadSelector applies only to matching proxies in its
-// own namespace, ahead of that namespace's other rules.
+// own namespace, ahead of that namespace's other rules; as in Istio, a workloadSelector
+// that is present but has no labels is such a rule, matching every proxy there.
 type drIndex struct {
 	root string
 	byNS map[string][]*drRule // Input order: oldest first
@@ -29,10 +31,8 @@ type drIndex struct {
 func newDRIndex(in *watch.Input) *drIndex {
 	x := &drIndex{root: in.RootNamespace, byNS: map[string][]*drRule{}}
 	for _, dr := range in.DestinationRules {
-		r := &drRule{cfg: dr, host: fqdnHost(dr.Spec.GetHost(), dr.Namespace, in.DomainSuffix)}
-		if sel := dr.Spec.GetWorkloadSelector().GetMatchLabels(); len(sel) > 0 {
-			r.selector = sel
-		}
+		r := &drRule{cfg: dr, host: fqdnHost(dr.Spec.GetHost(), dr.Namespace, in.DomainSuffix), policy: destinationRulePolicy(dr)}
+		r.selector = policyScope(in.RootNamespace, r.policy) == ScopeWorkload
 		x.byNS[dr.Namespace] = append(x.byNS[dr.Namespace], r)
 	}
 	return x
@@ -91,7 +91,7 @@ func (x *drIndex) best(rules []*drRule, local bool, proxyNS string, labels map[s
 	var found *drRule
 	score, selected := -1, false
 	for _, r := range rules {
-		if r.selector != nil && !(local && selects(r.selector, labels)) {
+		if r.selector && !(local && x.selects(r, proxyNS, labels)) {
 			continue
 		}
 		if !visibleTo(r, proxyNS) {
@@ -101,7 +101,7 @@ func (x *drIndex) best(rules []*drRule, local bool, proxyNS string, labels map[s
 		if s < 0 {
 			continue
 		}
-		sel := r.selector != nil
+		sel := r.selector
 		// Selector rules first, then host specificity; ties keep the older rule.
 		if found == nil || (sel && !selected) || (sel == selected && s > score) {
 			found, score, selected = r, s, sel
@@ -110,12 +110,18 @@ func (x *drIndex) best(rules []*drRule, local bool, proxyNS string, labels map[s
 	return found
 }
 
+// selects reports whether the workloadSelector of r picks a proxy of namespace with
+// labels (attach): an empty workloadSelector picks every proxy of its namespace.
+func (x *drIndex) selects(r *drRule, namespace string, labels map[string]string) bool {
+	return attach(x.root, r.policy, attachWorkload{namespace: namespace, labels: labels}).attached()
+}
+
 // selectorKey names the selector rules that apply to a proxy, so that proxies of one
 // namespace with the same applicable rules can share outbound configuration.
 func (x *drIndex) selectorKey(proxyNS string, labels map[string]string) string {
 	var ids []string
 	for i, r := range x.byNS[proxyNS] {
-		if r.selector != nil && selects(r.selector, labels) {
+		if r.selector && x.selects(r, proxyNS, labels) {
 			ids = append(ids, strconv.Itoa(i))
 		}
 	}

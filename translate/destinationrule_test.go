@@ -87,6 +87,17 @@ func TestDestinationRuleLookup(t *testing.T) {
 			want:  "",
 		},
 		{
+			// Istio tests the workloadSelector for nil (pilot/pkg/model/sidecar.go).
+			name:  "empty workloadSelector is a selector rule for every proxy of its namespace",
+			rules: []dr{destRule("foo", "all", host, nil), destRule("foo", "empty-selector", host, map[string]string{})},
+			want:  "foo/empty-selector",
+		},
+		{
+			name:  "empty workloadSelector in another namespace is private to it",
+			rules: []dr{destRule("bar", "empty-selector", "catalog", map[string]string{})},
+			want:  "",
+		},
+		{
 			name:  "selector rule not matching is ignored",
 			rules: []dr{destRule("foo", "api-only", host, map[string]string{"app": "api"})},
 			want:  "",

@@ -10,6 +10,7 @@ import (
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 
+	"github.com/wardenmesh/warden/translate/authz"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -28,7 +29,7 @@ func (b *builder) tcpProxy(statPrefix, cluster string) *listener.Filter {
 // an RDS reference (rdsName != "").
 func (b *builder) httpConnectionManager(m *hcm.HttpConnectionManager) *listener.Filter {
 	m.CodecType = hcm.HttpConnectionManager_AUTO
-	b.pathNormalization(m)
+	authz.PathNormalization(b.in.Mesh, m)
 	m.HttpFilters = append(m.HttpFilters, &hcm.HttpFilter{
 		Name:       wellknown.Router,
 		ConfigType: &hcm.HttpFilter_TypedConfig{TypedConfig: b.any(&router.Router{})},

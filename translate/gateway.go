@@ -82,8 +82,7 @@ func (x *Index) gatewayWorkload(p Proxy) *watch.Workload {
 func (b *builder) gatewayServers(w *watch.Workload) map[uint32][]gatewayServer {
 	out := map[uint32][]gatewayServer{}
 	for _, gw := range b.in.Gateways {
-		sel := gw.Spec.GetSelector()
-		if len(sel) > 0 && !selects(sel, w.PodLabels) {
+		if !attach(b.in.RootNamespace, gatewayPolicy(gw), workloadOf(w)).attached() {
 			continue
 		}
 		for i, s := range gw.Spec.GetServers() {

@@ -3,7 +3,6 @@ package translate
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,15 +10,13 @@ import (
 	"testing"
 
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
-	"github.com/google/go-cmp/cmp"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	sigyaml "sigs.k8s.io/yaml"
 
+	"github.com/wardenmesh/warden/internal/golden"
 	"github.com/wardenmesh/warden/watch"
 )
-
-var update = flag.Bool("update", false, "rewrite translate/testdata/*.golden.yaml")
 
 // goldenCase is one testdata/<name>.in.yaml with the proxy it is translated for.
 type goldenCase struct {
@@ -120,22 +117,10 @@ func TestGolden(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			golden := strings.TrimSuffix(gc.path, ".in.yaml") + ".golden.yaml"
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./translate -update)", err)
-			}
-			if diff := cmp.Diff(string(want), string(got)); diff != "" {
-				t.Errorf("%s is stale (-want +got); run go test ./translate -update:\n%s", golden, diff)
-			}
+			golden.Check(t, strings.TrimSuffix(gc.path, ".in.yaml")+".golden.yaml", got)
 		})
 	}
+	golden.Prune(t, filepath.Join("testdata", "*.golden.yaml"))
 }
 
 // TestDeterministic translates every case 20 times from a fresh Index and requires

@@ -3,6 +3,8 @@ package translate
 import (
 	"sync"
 
+	"github.com/wardenmesh/warden/translate/authz"
+	"github.com/wardenmesh/warden/translate/internal/shared"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -14,14 +16,16 @@ import (
 // Resources returned by Translate may be shared between proxies and must not be
 // modified.
 type Index struct {
-	in       *watch.Input
-	pa       *paIndex
-	authz    *authzIndex
-	mtls     map[*watch.Workload]MTLS
-	dr       *drIndex
-	byPort   map[uint32][]outboundService
-	ports    []uint32
-	services []outboundService // sorted by cluster name
+	in    *watch.Input
+	pa    *paIndex
+	authz *authz.Index
+	// authzByNS lists the AuthorizationPolicies of each namespace, in Input order.
+	authzByNS map[string][]*authzConfig
+	mtls      map[*watch.Workload]MTLS
+	dr        *drIndex
+	byPort    map[uint32][]outboundService
+	ports     []uint32
+	services  []outboundService // sorted by cluster name
 
 	sharedOnce sync.Once
 	shared     *outboundSet
@@ -32,37 +36,28 @@ type Index struct {
 	vhosts   map[vhostKey]*lazy[*vhostEntry]
 }
 
-// lazy is a cache entry built once, on first use.
-type lazy[V any] struct {
-	once sync.Once
-	v    V
-}
+type lazy[V any] = shared.Lazy[V]
 
-// cached returns m[k], building it with build on first use. Different keys build
-// concurrently.
+// cached is shared.Cached: m[k], built with build on first use.
 func cached[K comparable, V any](mu *sync.Mutex, m map[K]*lazy[V], k K, build func() V) V {
-	mu.Lock()
-	e := m[k]
-	if e == nil {
-		e = &lazy[V]{}
-		m[k] = e
-	}
-	mu.Unlock()
-	e.once.Do(func() { e.v = build() })
-	return e.v
+	return shared.Cached(mu, m, k, build)
 }
 
 // NewIndex prepares in for translating many proxies.
 func NewIndex(in *watch.Input) *Index {
 	x := &Index{
-		in:       in,
-		pa:       newPAIndex(in),
-		authz:    newAuthzIndex(in),
-		mtls:     make(map[*watch.Workload]MTLS, len(in.Workloads)),
-		dr:       newDRIndex(in),
-		outbound: map[string]*lazy[*outboundSet]{},
-		clusters: map[clusterKey]*lazy[*clusterEntry]{},
-		vhosts:   map[vhostKey]*lazy[*vhostEntry]{},
+		in:        in,
+		pa:        newPAIndex(in),
+		authz:     authz.NewIndex(in),
+		authzByNS: map[string][]*authzConfig{},
+		mtls:      make(map[*watch.Workload]MTLS, len(in.Workloads)),
+		dr:        newDRIndex(in),
+		outbound:  map[string]*lazy[*outboundSet]{},
+		clusters:  map[clusterKey]*lazy[*clusterEntry]{},
+		vhosts:    map[vhostKey]*lazy[*vhostEntry]{},
+	}
+	for _, c := range in.AuthorizationPolicies {
+		x.authzByNS[c.Namespace] = append(x.authzByNS[c.Namespace], c)
 	}
 	for _, w := range in.Workloads {
 		x.mtls[w] = x.pa.resolve(w.Namespace, w.PodLabels)

@@ -12,17 +12,18 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	security "istio.io/api/security/v1beta1"
 
+	"github.com/wardenmesh/warden/translate/internal/shared"
 	"github.com/wardenmesh/warden/watch"
 )
 
 // JWTFilterName is Envoy's JWT authentication HTTP filter. RBAC reads the verified
 // payload from its dynamic metadata.
-const JWTFilterName = "envoy.filters.http.jwt_authn"
+const JWTFilterName = shared.JWTFilterName
 
 // JWTPayloadKey is the dynamic metadata key (under JWTFilterName) holding the
 // verified token's payload, as Istio names it: RBAC matches request principals and
 // request.auth.* conditions on [payload, <claim>...].
-const JWTPayloadKey = "payload"
+const JWTPayloadKey = shared.JWTPayloadKey
 
 // alwaysSpaceDelimited are the claims whose space-separated string values become
 // lists in the payload metadata, on every provider (as Istio does).
@@ -170,33 +171,26 @@ func (b *builder) jwtRules(w *watch.Workload) []jwtRule {
 	return out
 }
 
-// requestAuthnSelects applies Istio's attachment rules: a policy without selector
-// covers its namespace (the whole mesh in the root namespace); a selector picks
-// workloads of its namespace, or of every namespace from the root namespace.
-// targetRefs name Kubernetes Gateway API objects, which Warden does not serve.
-func (b *builder) requestAuthnSelects(ra *watch.Config[*security.RequestAuthentication], w *watch.Workload) bool {
-	if ra.Namespace != b.in.RootNamespace && ra.Namespace != w.Namespace {
-		return false
+// requestAuthnSelects applies Istio's attachment rules (attach): a policy without
+// selector covers its namespace (the whole mesh in the root namespace); a selector
+// picks workloads of its namespace, or of every namespace from the root namespace;
+// targetRefs never attach (a warning).
+func (b *builder) requestAuthnSelects(ra *raConfig, w *watch.Workload) bool {
+	a := attach(b.in.RootNamespace, requestAuthnPolicy(ra), workloadOf(w))
+	if a.diag != nil {
+		b.diags = append(b.diags, *a.diag)
 	}
-	if len(ra.Spec.GetTargetRefs()) > 0 || ra.Spec.GetTargetRef() != nil {
-		b.diag(severityWarning, &ra.Meta, "spec.targetRefs",
-			"targetRefs select Kubernetes Gateway API objects, which Warden does not serve: the policy is ignored")
-		return false
-	}
-	sel := ra.Spec.GetSelector().GetMatchLabels()
-	if len(sel) == 0 {
-		return true
-	}
-	return selects(sel, w.PodLabels)
+	return a.attached()
 }
 
 // rejectedRequestAuthns are the RequestAuthentications whose scope may include w
 // but that were rejected: their selector is unknown, so their whole namespace (the
-// mesh, in the root namespace) fails closed.
+// mesh, in the root namespace) fails closed (attachRejected).
 func (b *builder) rejectedRequestAuthns(w *watch.Workload) []watch.Meta {
 	var out []watch.Meta
+	wl := workloadOf(w)
 	for _, m := range b.in.Rejected {
-		if m.Kind == "RequestAuthentication" && (m.Namespace == w.Namespace || m.Namespace == b.in.RootNamespace) {
+		if m.Kind == "RequestAuthentication" && attachRejected(b.in.RootNamespace, &m, wl) != ScopeNone {
 			out = append(out, m)
 		}
 	}

@@ -1,6 +1,10 @@
 package translate
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/wardenmesh/warden/translate/internal/shared"
+)
 
 // Warden does not sniff protocols (no http_inspector): a port is HTTP unless its
 // declaration says otherwise. appProtocol wins over the port name; the name follows
@@ -20,6 +24,4 @@ func isHTTP(name, appProtocol string) bool {
 }
 
 // isStream reports whether a Kubernetes port protocol is one Envoy can proxy (TCP).
-func isStream(protocol string) bool {
-	return protocol == "" || strings.EqualFold(protocol, "TCP")
-}
+func isStream(protocol string) bool { return shared.IsStream(protocol) }

@@ -50,7 +50,7 @@ func FuzzTranslate(f *testing.F) {
 		}
 		for _, m := range in.Rejected {
 			if m.Kind == "AuthorizationPolicy" && (m.Namespace == p.Namespace || m.Namespace == in.RootNamespace) {
-				checkDeniesAll(t, p, out, invalidKey(m.Namespace, m.Name))
+				checkDeniesAll(t, p, out, "ns["+m.Namespace+"]-policy["+m.Name+"]-rule[invalid]") // authz's deny-all entry
 			}
 		}
 	})
@@ -95,7 +95,7 @@ func chainDenies(fc *listener.FilterChain, key string) error {
 	for _, fl := range fc.GetFilters() {
 		seen = append(seen, fl.GetName())
 		switch fl.GetName() {
-		case rbacNetworkFilter:
+		case "envoy.filters.network.rbac":
 			cfg := &rbacnet.RBAC{}
 			if err := fl.GetTypedConfig().UnmarshalTo(cfg); err != nil {
 				return err
@@ -110,7 +110,7 @@ func chainDenies(fc *listener.FilterChain, key string) error {
 			}
 			for _, hf := range m.GetHttpFilters() {
 				seen = append(seen, hf.GetName())
-				if hf.GetName() != rbacHTTPFilter {
+				if hf.GetName() != "envoy.filters.http.rbac" {
 					continue
 				}
 				cfg := &rbachttp.RBAC{}

@@ -97,13 +97,6 @@ type DRTargetView struct {
 	Field   string `json:"field,omitempty"`
 }
 
-// Scopes of a policy.
-const (
-	scopeMesh      = "mesh"
-	scopeNamespace = "namespace"
-	scopeWorkload  = "workload"
-)
-
 // Describe is the description of the workload running as pod in namespace; it is an
 // error when the Input has no such workload.
 func Describe(x *Index, namespace, pod string) (WorkloadDescription, error) {
@@ -269,26 +262,20 @@ func (x *Index) authzViews(w *watch.Workload, refs map[string]bool) []AuthzPolic
 	if w.Gateway {
 		return nil
 	}
-	set := x.authz.selectAuthz(w)
 	var out []AuthzPolicyView
-	for i, hp := range set.http {
-		tp := set.tcp[i]
-		refs["AuthorizationPolicy "+hp.ref()] = true
-		v := AuthzPolicyView{Name: hp.ref(), Action: hp.action.String(), DryRun: hp.dryRun, Invalid: hp.invalid,
+	for _, p := range x.selectAuthz(w).set.Policies() {
+		refs["AuthorizationPolicy "+p.Meta.Key()] = true
+		v := AuthzPolicyView{Name: p.Meta.Key(), Action: p.Action, DryRun: p.DryRun, Invalid: p.Invalid,
 			HTTPRules: []int{}, TCPRules: []int{}}
-		spec := x.authzSpec(hp.meta)
+		spec := x.authzSpec(p.Meta)
 		if spec == nil {
-			v.Scope = scopeNamespace
-			if hp.meta.Namespace == x.in.RootNamespace {
-				v.Scope = scopeMesh
-			}
+			v.Scope = attachRejected(x.in.RootNamespace, p.Meta, workloadOf(w)).String()
 		} else {
 			v.Rules = len(spec.Spec.GetRules())
-			v.Scope = x.scopeOf(hp.meta.Namespace, len(spec.Spec.GetSelector().GetMatchLabels()) > 0)
+			v.Scope = policyScope(x.in.RootNamespace, authzPolicyRef(spec)).String()
 		}
-		if v.Rules > 0 && hp.invalid == "" {
-			v.HTTPRules = ruleIndexes(hp)
-			v.TCPRules = ruleIndexes(tp)
+		if v.Rules > 0 && p.Invalid == "" {
+			v.HTTPRules, v.TCPRules = p.HTTPRules, p.TCPRules
 		}
 		out = append(out, v)
 	}
@@ -304,24 +291,6 @@ func (x *Index) authzSpec(m *watch.Meta) *authzConfig {
 	return nil
 }
 
-func ruleIndexes(p *authzPolicy) []int {
-	out := []int{}
-	for _, r := range p.rules {
-		out = append(out, r.index)
-	}
-	return out
-}
-
-func (x *Index) scopeOf(namespace string, selector bool) string {
-	switch {
-	case selector:
-		return scopeWorkload
-	case namespace == x.in.RootNamespace:
-		return scopeMesh
-	}
-	return scopeNamespace
-}
-
 // requestAuthnViews lists the RequestAuthentications translation applies to w.
 func (x *Index) requestAuthnViews(w *watch.Workload, refs map[string]bool) []RequestAuthnView {
 	b := newBuilder(x)
@@ -331,7 +300,7 @@ func (x *Index) requestAuthnViews(w *watch.Workload, refs map[string]bool) []Req
 			continue
 		}
 		refs[viewRef(&ra.Meta)] = true
-		v := RequestAuthnView{Name: ra.Key(), Scope: x.scopeOf(ra.Namespace, len(ra.Spec.GetSelector().GetMatchLabels()) > 0)}
+		v := RequestAuthnView{Name: ra.Key(), Scope: policyScope(x.in.RootNamespace, requestAuthnPolicy(ra)).String()}
 		for _, r := range ra.Spec.GetJwtRules() {
 			v.Issuers = append(v.Issuers, r.GetIssuer())
 		}
@@ -339,7 +308,7 @@ func (x *Index) requestAuthnViews(w *watch.Workload, refs map[string]bool) []Req
 	}
 	for _, m := range b.rejectedRequestAuthns(w) {
 		refs[viewRef(&m)] = true
-		out = append(out, RequestAuthnView{Name: m.Key(), Scope: x.scopeOf(m.Namespace, false), Rejected: true})
+		out = append(out, RequestAuthnView{Name: m.Key(), Scope: attachRejected(x.in.RootNamespace, &m, workloadOf(w)).String(), Rejected: true})
 	}
 	return out
 }

@@ -9,18 +9,19 @@ import (
 	"strings"
 
 	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/translate/authz"
 )
 
 // AuthzCheckResponse is the body of /debug/authz.
 type AuthzCheckResponse struct {
-	InputVersion string                 `json:"inputVersion"`
-	Request      translate.CheckRequest `json:"request"`
-	Result       translate.CheckResult  `json:"result"`
+	InputVersion string             `json:"inputVersion"`
+	Request      authz.CheckRequest `json:"request"`
+	Result       authz.CheckResult  `json:"result"`
 }
 
 // AuthzQuery encodes a check of proxy ("<pod>.<namespace>") as /debug/authz query
 // parameters; ParseAuthzQuery reads them back.
-func AuthzQuery(proxy string, req translate.CheckRequest) (url.Values, error) {
+func AuthzQuery(proxy string, req authz.CheckRequest) (url.Values, error) {
 	q := url.Values{"proxy": {proxy}}
 	set := func(k, v string) {
 		if v != "" {
@@ -52,12 +53,12 @@ func AuthzQuery(proxy string, req translate.CheckRequest) (url.Values, error) {
 }
 
 // ParseAuthzQuery reads the parameters AuthzQuery writes.
-func ParseAuthzQuery(q url.Values) (string, translate.CheckRequest, error) {
+func ParseAuthzQuery(q url.Values) (string, authz.CheckRequest, error) {
 	proxy := q.Get("proxy")
 	if _, _, ok := strings.Cut(proxy, "."); !ok {
-		return "", translate.CheckRequest{}, fmt.Errorf("proxy=%q: want <pod>.<namespace>", proxy)
+		return "", authz.CheckRequest{}, fmt.Errorf("proxy=%q: want <pod>.<namespace>", proxy)
 	}
-	req := translate.CheckRequest{
+	req := authz.CheckRequest{
 		FromPod: q.Get("fromPod"), Principal: q.Get("principal"), SourceIP: q.Get("sourceIP"),
 		RemoteIP: q.Get("remoteIP"), Method: q.Get("method"), Path: q.Get("path"), Host: q.Get("host"), SNI: q.Get("sni"),
 	}

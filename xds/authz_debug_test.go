@@ -6,7 +6,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/translate/authz"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -35,7 +35,7 @@ func TestAuthzCheckHandler(t *testing.T) {
 	for _, tc := range []struct {
 		path, decision string
 	}{{"/api/catalog/items", "ALLOW"}, {"/hello/world", "DENY"}} {
-		q, err := AuthzQuery("web.foo", translate.CheckRequest{Principal: "cluster.local/ns/foo/sa/sleep", Path: tc.path,
+		q, err := AuthzQuery("web.foo", authz.CheckRequest{Principal: "cluster.local/ns/foo/sa/sleep", Path: tc.path,
 			Headers: map[string]string{"x-a": "b"}, Claims: map[string]any{"sub": "u"}})
 		if err != nil {
 			t.Fatal(err)

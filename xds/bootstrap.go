@@ -89,7 +89,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	return &bootstrap.Bootstrap{
 		Node: &core.Node{Id: o.Identity.NodeID(), Cluster: nodeCluster, Metadata: md},
 		// Many exact principals in one policy are merged into one regex, far faster to
-		// match than a list of matchers (see translate/authz_rule.go); Envoy's default
+		// match than a list of matchers (see translate/authz/rule.go); Envoy's default
 		// regex program size limit (100) would reject it. These are Istio's bootstrap values.
 		LayeredRuntime: &bootstrap.LayeredRuntime{Layers: []*bootstrap.RuntimeLayer{{
 			Name: "warden",

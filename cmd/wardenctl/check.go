@@ -11,13 +11,14 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/translate/authz"
 	"github.com/wardenmesh/warden/watch"
 	"github.com/wardenmesh/warden/xds"
 )
 
 func newCheckCmd() *cobra.Command {
 	var (
-		req                 translate.CheckRequest
+		req                 authz.CheckRequest
 		headers             []string
 		claims              string
 		server, output, dir string
@@ -55,7 +56,7 @@ answer is what Envoy does. With --config-dir the evaluation runs offline on mani
 					return fmt.Errorf("--claims: not a JSON object: %w", err)
 				}
 			}
-			var res translate.CheckResult
+			var res authz.CheckResult
 			var err error
 			if dir != "" {
 				res, err = checkOffline(dir, args[0], req)
@@ -85,35 +86,35 @@ answer is what Envoy does. With --config-dir the evaluation runs offline on mani
 	return cmd
 }
 
-func checkServer(server string, timeout time.Duration, proxy string, req translate.CheckRequest) (translate.CheckResult, error) {
+func checkServer(server string, timeout time.Duration, proxy string, req authz.CheckRequest) (authz.CheckResult, error) {
 	q, err := xds.AuthzQuery(proxy, req)
 	if err != nil {
-		return translate.CheckResult{}, err
+		return authz.CheckResult{}, err
 	}
 	c, err := newDebugClient(server, timeout)
 	if err != nil {
-		return translate.CheckResult{}, err
+		return authz.CheckResult{}, err
 	}
 	var resp xds.AuthzCheckResponse
 	if err := c.getJSON("/debug/authz?"+q.Encode(), &resp); err != nil {
-		return translate.CheckResult{}, err
+		return authz.CheckResult{}, err
 	}
 	return resp.Result, nil
 }
 
-func checkOffline(dir, proxy string, req translate.CheckRequest) (translate.CheckResult, error) {
+func checkOffline(dir, proxy string, req authz.CheckRequest) (authz.CheckResult, error) {
 	in, _, err := watch.LoadDir(dir)
 	if err != nil {
-		return translate.CheckResult{}, fmt.Errorf("load %s: %w", dir, err)
+		return authz.CheckResult{}, fmt.Errorf("load %s: %w", dir, err)
 	}
 	pod, ns, _ := strings.Cut(proxy, ".")
 	if in.WorkloadByPod(ns, pod) == nil {
-		return translate.CheckResult{}, fmt.Errorf("no pod or deployment %s in namespace %s under %s", pod, ns, dir)
+		return authz.CheckResult{}, fmt.Errorf("no pod or deployment %s in namespace %s under %s", pod, ns, dir)
 	}
 	return translate.Check(in, translate.Proxy{ID: proxy, Namespace: ns, Pod: pod}, req), nil
 }
 
-func printCheck(w io.Writer, output string, req translate.CheckRequest, res translate.CheckResult) error {
+func printCheck(w io.Writer, output string, req authz.CheckRequest, res authz.CheckResult) error {
 	switch output {
 	case "json":
 		enc := json.NewEncoder(w)

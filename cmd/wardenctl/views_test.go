@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"flag"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -12,14 +11,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/wardenmesh/warden/internal/golden"
 	"github.com/wardenmesh/warden/translate"
 	"github.com/wardenmesh/warden/watch"
 	"github.com/wardenmesh/warden/xds"
 )
-
-var updateViewGolden = flag.Bool("update-views", false, "rewrite cmd/wardenctl/testdata/*.golden")
 
 // fakeWardend serves /debug/mtlsz and /debug/describe for testdata/mesh.yaml, as
 // wardend would with web.demo's proxy connected and served a fixed certificate.
@@ -102,21 +98,10 @@ func TestViewsGolden(t *testing.T) {
 			if err != nil {
 				t.Fatalf("wardenctl %s: %v", strings.Join(c.args, " "), err)
 			}
-			golden := filepath.Join("testdata", c.name+".golden")
-			if *updateViewGolden {
-				if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run go test ./cmd/wardenctl -run TestViewsGolden -update-views)", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("wardenctl %s (-want +got):\n%s", strings.Join(c.args, " "), diff)
-			}
+			golden.Check(t, filepath.Join("testdata", c.name+".golden"), []byte(got))
 		})
 	}
+	golden.Prune(t, filepath.Join("testdata", "*.golden"))
 }
 
 func TestViewsErrors(t *testing.T) {

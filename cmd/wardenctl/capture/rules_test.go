@@ -1,16 +1,12 @@
 package capture
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/wardenmesh/warden/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
 
 func TestRulesGolden(t *testing.T) {
 	custom := DefaultConfig()
@@ -28,24 +24,13 @@ func TestRulesGolden(t *testing.T) {
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
 			got := Rules(c)
-			path := filepath.Join("testdata", name+".rules")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden (run go test -update): %v", err)
-			}
-			if diff := cmp.Diff(string(want), got); diff != "" {
-				t.Errorf("rules differ from %s (-want +got):\n%s", path, diff)
-			}
+			golden.Check(t, filepath.Join("testdata", name+".rules"), []byte(got))
 			if again := Rules(c); again != got {
 				t.Errorf("Rules is not deterministic")
 			}
 		})
 	}
+	golden.Prune(t, filepath.Join("testdata", "*.rules"))
 }
 
 func TestValidate(t *testing.T) {

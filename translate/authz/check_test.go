@@ -1,10 +1,12 @@
-package translate
+package authz_test
 
 import (
 	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/translate/authz"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -54,69 +56,69 @@ func checkInput(t *testing.T, manifests string) *watch.Input {
 	return watch.Build(objs, diags)
 }
 
-var httpbin = Proxy{ID: "httpbin.foo", Namespace: "foo", Pod: "httpbin"}
+var httpbin = translate.Proxy{ID: "httpbin.foo", Namespace: "foo", Pod: "httpbin"}
 
 func TestCheck(t *testing.T) {
 	cases := []struct {
 		name      string
 		manifests string
-		req       CheckRequest
+		req       authz.CheckRequest
 		decision  string
 		rule      string // "" when no rule decided
 		reason    string // substring
 	}{
 		{
 			name:     "no policy allows",
-			req:      CheckRequest{FromPod: "sleep.foo", Path: "/anything"},
+			req:      authz.CheckRequest{FromPod: "sleep.foo", Path: "/anything"},
 			decision: "ALLOW", reason: "no ALLOW policy applies",
 		},
 		{
 			name:      "allow-nothing denies",
 			manifests: policy("allow-nothing", "foo", `{}`),
-			req:       CheckRequest{FromPod: "sleep.foo"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "DENY", reason: "no ALLOW policy matched",
 		},
 		{
 			name:      "path prefix allows",
 			manifests: policy("catalog", "foo", `{rules: [{to: [{operation: {paths: ["/api/catalog*"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Path: "/api/catalog/items?x=1"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/api/catalog/items?x=1"},
 			decision:  "ALLOW", rule: "ns[foo]-policy[catalog]-rule[0]",
 		},
 		{
 			name:      "path prefix does not match other path",
 			manifests: policy("catalog", "foo", `{rules: [{to: [{operation: {paths: ["/api/catalog*"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Path: "/hello/world"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/hello/world"},
 			decision:  "DENY",
 		},
 		{
 			name:      "normalised path is matched",
 			manifests: policy("deny-admin", "foo", `{action: DENY, rules: [{to: [{operation: {paths: ["/admin"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Path: "/public/../admin"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/public/../admin"},
 			decision:  "DENY", rule: "ns[foo]-policy[deny-admin]-rule[0]",
 		},
 		{
 			name: "deny wins over allow",
 			manifests: policy("allow-all", "foo", `{rules: [{}]}`) + "---\n" +
 				policy("deny-delete", "istio-system", `{action: DENY, rules: [{to: [{operation: {methods: ["DELETE"]}}]}]}`),
-			req:      CheckRequest{FromPod: "sleep.foo", Method: "DELETE"},
+			req:      authz.CheckRequest{FromPod: "sleep.foo", Method: "DELETE"},
 			decision: "DENY", rule: "ns[istio-system]-policy[deny-delete]-rule[0]",
 		},
 		{
 			name:      "principal of the calling pod",
 			manifests: policy("viewer", "foo", `{rules: [{from: [{source: {principals: ["cluster.local/ns/foo/sa/sleep"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "ALLOW", rule: "ns[foo]-policy[viewer]-rule[0]",
 		},
 		{
 			name:      "sidecar-less caller has no principal",
 			manifests: policy("ns-only", "foo", `{rules: [{from: [{source: {namespaces: ["legacy"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.legacy"},
+			req:       authz.CheckRequest{FromPod: "sleep.legacy"},
 			decision:  "DENY", reason: "no ALLOW policy matched",
 		},
 		{
 			name:      "explicit principal",
 			manifests: policy("ns-only", "foo", `{rules: [{from: [{source: {namespaces: ["legacy"]}}]}]}`),
-			req:       CheckRequest{Principal: "cluster.local/ns/legacy/sa/sleep"},
+			req:       authz.CheckRequest{Principal: "cluster.local/ns/legacy/sa/sleep"},
 			decision:  "ALLOW",
 		},
 		{
@@ -126,97 +128,97 @@ kind: PeerAuthentication
 metadata: {name: default, namespace: foo}
 spec: {mtls: {mode: STRICT}}
 `,
-			req:      CheckRequest{FromPod: "sleep.legacy"},
+			req:      authz.CheckRequest{FromPod: "sleep.legacy"},
 			decision: "DENY", reason: "requires mTLS",
 		},
 		{
 			name:      "hosts ignore case, but not the port",
 			manifests: policy("hosts", "foo", `{rules: [{to: [{operation: {hosts: ["HTTPBIN.foo"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Host: "httpbin.FOO"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Host: "httpbin.FOO"},
 			decision:  "ALLOW",
 		},
 		{
 			name:      "host with port does not match",
 			manifests: policy("hosts", "foo", `{rules: [{to: [{operation: {hosts: ["httpbin.foo"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Host: "httpbin.foo:8000"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Host: "httpbin.foo:8000"},
 			decision:  "DENY",
 		},
 		{
 			name:      "header notValues match a missing header",
 			manifests: policy("hdr", "foo", `{rules: [{when: [{key: "request.headers[x-foo]", notValues: ["bar"]}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "ALLOW",
 		},
 		{
 			name:      "header notValues reject the value",
 			manifests: policy("hdr", "foo", `{rules: [{when: [{key: "request.headers[x-foo]", notValues: ["bar"]}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Headers: map[string]string{"X-Foo": "bar"}},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Headers: map[string]string{"X-Foo": "bar"}},
 			decision:  "DENY",
 		},
 		{
 			name:      "request principal needs sub",
 			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["*"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer"}},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer"}},
 			decision:  "DENY",
 		},
 		{
 			name:      "claims list and scope splitting",
 			manifests: policy("jwt", "foo", `{rules: [{when: [{key: "request.auth.claims[scope]", values: ["write"]}, {key: "request.auth.claims[groups]", values: ["admins"]}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"scope": "read write", "groups": []any{"users", "admins"}}},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"scope": "read write", "groups": []any{"users", "admins"}}},
 			decision:  "ALLOW",
 		},
 		{
 			name:      "uri template",
 			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/items/{*}/reviews", "/files/{**}"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Path: "/files/a/b/c.txt"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/files/a/b/c.txt"},
 			decision:  "ALLOW",
 		},
 		{
 			name:      "uri template single segment",
 			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/items/{*}/reviews"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Path: "/items/a/b/reviews"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/items/a/b/reviews"},
 			decision:  "DENY",
 		},
 		{
 			name:      "TCP port: ALLOW rule with methods is dropped",
 			manifests: policy("get", "foo", `{rules: [{to: [{operation: {methods: ["GET"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Port: 9000},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Port: 9000},
 			decision:  "DENY", reason: "no ALLOW policy matched",
 		},
 		{
 			name:      "TCP port: DENY rule widens",
 			manifests: policy("deny-get", "foo", `{action: DENY, rules: [{to: [{operation: {methods: ["GET"], ports: ["9000"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo", Port: 9000},
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Port: 9000},
 			decision:  "DENY", rule: "ns[foo]-policy[deny-get]-rule[0]",
 		},
 		{
 			name:      "invalid policy fails closed",
 			manifests: policy("bad", "foo", `{rules: [{from: [{source: {ipBlocks: ["not-an-ip"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "DENY", rule: "ns[foo]-policy[bad]-rule[invalid]", reason: "invalid",
 		},
 		{
 			name:      "rejected policy fails closed for its namespace",
 			manifests: policy("deny-nothing", "foo", `{action: DENY}`),
-			req:       CheckRequest{FromPod: "sleep.foo"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "DENY", rule: "ns[foo]-policy[deny-nothing]-rule[invalid]",
 		},
 		{
 			name:      "mesh SNI of the caller's sidecar",
 			manifests: policy("sni", "foo", `{rules: [{when: [{key: connection.sni, values: ["outbound_.8000_._.httpbin.foo.svc.cluster.local"]}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "ALLOW",
 		},
 		{
 			name:      "no SNI from a plaintext caller",
 			manifests: policy("sni", "foo", `{rules: [{when: [{key: connection.sni, values: ["outbound_.8000_._.httpbin.foo.svc.cluster.local"]}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.legacy"},
+			req:       authz.CheckRequest{FromPod: "sleep.legacy"},
 			decision:  "DENY",
 		},
 		{
 			name:      "source ip blocks",
 			manifests: policy("ips", "foo", `{rules: [{from: [{source: {ipBlocks: ["10.0.0.0/24"], notIpBlocks: ["10.0.0.21"]}}]}]}`),
-			req:       CheckRequest{FromPod: "sleep.foo"},
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "ALLOW",
 		},
 		{
@@ -226,13 +228,13 @@ kind: AuthorizationPolicy
 metadata: {name: dry, namespace: foo, annotations: {istio.io/dry-run: "true"}}
 spec: {action: DENY, rules: [{to: [{operation: {methods: ["GET"]}}]}]}
 `,
-			req:      CheckRequest{FromPod: "sleep.foo"},
+			req:      authz.CheckRequest{FromPod: "sleep.foo"},
 			decision: "ALLOW", reason: "no ALLOW policy applies",
 		},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Check(checkInput(t, tc.manifests), httpbin, tc.req)
+			got := translate.Check(checkInput(t, tc.manifests), httpbin, tc.req)
 			if got.Decision != tc.decision {
 				t.Fatalf("decision %s, want %s (%+v)", got.Decision, tc.decision, got)
 			}
@@ -246,6 +248,8 @@ spec: {action: DENY, rules: [{to: [{operation: {methods: ["GET"]}}]}]}
 	}
 }
 
+// TestManyPrincipalsMerge checks the decisions of a merged principal list (the
+// merge itself: TestManyPrincipalsMergeShape).
 func TestManyPrincipalsMerge(t *testing.T) {
 	var list []string
 	for i := range 50 {
@@ -253,11 +257,6 @@ func TestManyPrincipalsMerge(t *testing.T) {
 	}
 	list = append(list, `"cluster.local/ns/foo/sa/sleep"`, `"prefix*"`)
 	in := checkInput(t, policy("many", "foo", `{rules: [{from: [{source: {principals: [`+strings.Join(list, ", ")+`]}}]}]}`))
-	set := NewIndex(in).authz.selectAuthz(&watch.Workload{Meta: watch.Meta{Namespace: "foo"}, PodName: "httpbin", PodLabels: map[string]string{"app": "httpbin"}})
-	or := set.http[0].rules[0].principals[0].kids[0]
-	if len(or.kids) != 2 || or.kids[0].leaf.m.kind != matchRegex || or.kids[1].leaf.m.kind != matchPrefix {
-		t.Fatalf("want one merged regex then the prefix matcher, got %d kids", len(or.kids))
-	}
 	for _, tc := range []struct{ principal, decision string }{
 		{"cluster.local/ns/foo/sa/sleep", "ALLOW"},
 		{"cluster.local/ns/team-49/sa/caller", "ALLOW"},
@@ -265,7 +264,7 @@ func TestManyPrincipalsMerge(t *testing.T) {
 		{"cluster.local/ns/team-4/sa/caller-x", "DENY"},
 		{"prefix-anything", "ALLOW"},
 	} {
-		if got := Check(in, httpbin, CheckRequest{Principal: tc.principal}); got.Decision != tc.decision {
+		if got := translate.Check(in, httpbin, authz.CheckRequest{Principal: tc.principal}); got.Decision != tc.decision {
 			t.Errorf("%s: %s, want %s", tc.principal, got.Decision, tc.decision)
 		}
 	}
@@ -301,7 +300,7 @@ kind: AuthorizationPolicy
 metadata: {name: audit, namespace: foo}
 spec: {action: AUDIT, rules: [{}]}
 `)
-	got := Check(in, httpbin, CheckRequest{FromPod: "sleep.foo", Path: "/secure/x"})
+	got := translate.Check(in, httpbin, authz.CheckRequest{FromPod: "sleep.foo", Path: "/secure/x"})
 	if got.Decision != "ALLOW" {
 		t.Fatalf("decision %s, want ALLOW: %+v", got.Decision, got)
 	}
@@ -311,15 +310,15 @@ spec: {action: AUDIT, rules: [{}]}
 	if len(got.Audit) != 1 || got.Audit[0].Policy != "foo/audit" {
 		t.Errorf("audit %+v", got.Audit)
 	}
-	want := []DryRunResult{
-		{Action: "DENY", Decision: "DENY", Matched: &RuleRef{Policy: "foo/dry-deny", Rule: "ns[foo]-policy[dry-deny]-rule[0]"}},
+	want := []authz.DryRunResult{
+		{Action: "DENY", Decision: "DENY", Matched: &authz.RuleRef{Policy: "foo/dry-deny", Rule: "ns[foo]-policy[dry-deny]-rule[0]"}},
 		{Action: "ALLOW", Decision: "DENY"},
 	}
 	if len(got.DryRun) != 2 || got.DryRun[0].Decision != want[0].Decision || *got.DryRun[0].Matched != *want[0].Matched ||
 		got.DryRun[1].Decision != want[1].Decision || got.DryRun[1].Matched != nil {
 		t.Errorf("dry run %+v, want %+v", got.DryRun, want)
 	}
-	if other := Check(in, httpbin, CheckRequest{FromPod: "sleep.foo", Path: "/public"}); len(other.Custom) != 0 {
+	if other := translate.Check(in, httpbin, authz.CheckRequest{FromPod: "sleep.foo", Path: "/public"}); len(other.Custom) != 0 {
 		t.Errorf("a request outside the CUSTOM rules must not reach the provider: %+v", other.Custom)
 	}
 }
@@ -332,8 +331,8 @@ func TestNormalizePath(t *testing.T) {
 		{"/a//b", "/a//b"},
 		{"/..", "/"},
 	} {
-		if got := normalizePath(tc.in, 0); got != tc.want {
-			t.Errorf("normalizePath(%q) = %q, want %q", tc.in, got, tc.want)
+		if got := authz.NormalizePath(tc.in, 0); got != tc.want {
+			t.Errorf("authz.NormalizePath(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package translate
+package authz
 
 import (
 	"net/netip"
@@ -26,7 +26,7 @@ type rbacRules struct {
 
 // rbacFor renders the policies of one action. Invalid policies of any action become
 // deny-all entries of the DENY rules (shadow entries when dry-run).
-func (b *builder) rbacFor(pols []*authzPolicy, action authzAction) rbacRules {
+func rbacFor(pols []*authzPolicy, action authzAction) rbacRules {
 	var out rbacRules
 	envoyAction := map[authzAction]rbacv3.RBAC_Action{
 		actionAudit: rbacv3.RBAC_LOG, actionDeny: rbacv3.RBAC_DENY, actionAllow: rbacv3.RBAC_ALLOW, actionCustom: rbacv3.RBAC_ALLOW,

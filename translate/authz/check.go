@@ -1,12 +1,10 @@
-package translate
+package authz
 
 import (
 	"cmp"
 	"net/netip"
 	"slices"
 	"strings"
-
-	"github.com/wardenmesh/warden/watch"
 )
 
 // CheckRequest is one request to a proxy's inbound side, as `wardenctl check`
@@ -76,131 +74,40 @@ type CheckResult struct {
 	ConnectionRefused bool `json:"connectionRefused,omitempty"`
 }
 
-// Check evaluates the AuthorizationPolicies that apply to proxy for req, with the
-// same compiled policies the RBAC filters are built from.
-func Check(in *watch.Input, proxy Proxy, req CheckRequest) CheckResult {
-	return NewIndex(in).Check(proxy, req)
+// Attributes are a connection and request as the proxy's filters see them, which the
+// caller resolves (translate: the workload's port, mTLS mode and caller identity).
+type Attributes struct {
+	Principal string // the peer identity, a spiffe:// URI; "" on a plaintext connection
+	DirectIP  netip.Addr
+	RemoteIP  netip.Addr // the original client (X-Forwarded-For); DirectIP without one
+	DestIP    netip.Addr
+	DestPort  uint32
+	SNI       string
+	// HTTP only: Headers has lower-case names and the pseudo-headers :method, :path
+	// and :authority; Path is :path as RBAC matches it (NormalizePath).
+	Headers map[string]string
+	Path    string
+	// Claims is the payload of a JWT that jwt_authn verified; nil for no token.
+	Claims map[string]any
 }
 
-// Check is the package-level Check using the Index's precomputed state.
-func (x *Index) Check(proxy Proxy, req CheckRequest) CheckResult {
-	w := x.proxyWorkload(proxy)
-	if proxy.Gateway || w.Gateway {
-		return x.checkGateway(proxy, req)
-	}
-	mtls := x.workloadMTLS(w)
-	res := CheckResult{Proxy: w.PodName + "." + w.Namespace, Protocol: "TCP"}
-	port, http := x.checkPort(w, mtls, req.Port)
-	res.Port = port
-	if http {
-		res.Protocol = "HTTP"
-	}
-	mode := mtls.PortMode(port)
-	res.MTLSMode = mode.String()
-
-	a := &attrs{destPort: port, sni: req.SNI, headers: map[string]string{}}
-	a.destIP, _ = netip.ParseAddr(w.IP)
-	principal, srcIP, plaintext := x.caller(req, mode)
-	if plaintext && mode == ModeStrict {
-		res.Decision, res.ConnectionRefused = "DENY", true
-		res.Reason = "the port requires mTLS (PeerAuthentication STRICT) and the caller has no sidecar: the connection is closed before authorization"
-		return res
-	}
-	a.principal, res.Principal = principal, principal
-	if a.sni == "" && principal != "" && req.FromPod != "" && req.Principal == "" {
-		a.sni = meshSNIFor(x.in, w, port) // what the caller's sidecar sends
-	}
-	a.directIP, _ = netip.ParseAddr(srcIP)
-	a.remoteIP = a.directIP
-	if req.RemoteIP != "" {
-		a.remoteIP, _ = netip.ParseAddr(req.RemoteIP)
-	}
-	if http {
-		x.httpAttrs(a, w, port, req)
-		res.Path = a.path
-	}
-
-	set := x.authz.selectAuthz(w)
-	pols := set.tcp
-	if http {
-		pols = set.http
-	}
-	evaluate(&res, pols, a)
-	return res
-}
-
-// checkPort resolves the target port and whether its chain is HTTP.
-func (x *Index) checkPort(w *watch.Workload, mtls MTLS, want uint32) (uint32, bool) {
-	ports := newBuilder(x).inboundPorts(w, mtls)
-	for _, p := range ports {
-		if (want == 0 && p.http && !p.passthrough) || (want != 0 && p.port == want) {
-			return p.port, p.http && !p.passthrough
+// Evaluate decides a request against the policies of s, as the filters Envoy runs
+// for the chain do (HTTP chains when http, else TCP), and fills in res the decision,
+// the deciding rule, and the CUSTOM, AUDIT and dry-run outcomes beside it.
+func (s *Set) Evaluate(res *CheckResult, http bool, a Attributes) {
+	var pols []*authzPolicy
+	if s != nil {
+		pols = s.tcp
+		if http {
+			pols = s.http
 		}
 	}
-	return want, false
-}
-
-// caller is the identity and address Envoy sees for the request's caller.
-func (x *Index) caller(req CheckRequest, mode Mode) (principal, ip string, plaintext bool) {
-	ip = req.SourceIP
-	if req.FromPod != "" {
-		pod, ns, _ := strings.Cut(req.FromPod, ".")
-		if src := x.in.WorkloadByPod(ns, pod); src != nil {
-			if ip == "" {
-				ip = src.IP
-			}
-			if req.Principal == "" && src.Sidecar && mode != ModeDisable {
-				principal = spiffeID(x.in.TrustDomain, src.Namespace, src.ServiceAccount)
-			}
-		}
+	headers := a.Headers
+	if headers == nil {
+		headers = map[string]string{}
 	}
-	if req.Principal != "" && mode != ModeDisable {
-		principal = req.Principal
-		if !strings.HasPrefix(principal, "spiffe://") {
-			principal = "spiffe://" + principal
-		}
-	}
-	return principal, ip, principal == ""
-}
-
-func (x *Index) httpAttrs(a *attrs, w *watch.Workload, port uint32, req CheckRequest) {
-	for k, v := range req.Headers {
-		a.headers[strings.ToLower(k)] = v
-	}
-	method := cmp.Or(req.Method, "GET")
-	path := cmp.Or(req.Path, "/")
-	host := req.Host
-	if host == "" {
-		host = defaultHost(x.in, w, port)
-	}
-	a.headers[":method"], a.headers[":path"], a.headers[":authority"] = method, path, host
-	a.path = normalizePath(path, x.in.Mesh.GetPathNormalization().GetNormalization())
-	a.claims = spaceDelimited(req.Claims)
-}
-
-// defaultHost is "<service>.<namespace>" of the first Service whose target port is port.
-func defaultHost(in *watch.Input, w *watch.Workload, port uint32) string {
-	for _, svc := range in.ServicesSelecting(w.Namespace, w.PodLabels) {
-		for _, sp := range svc.Ports {
-			if targetPort(sp, w) == port {
-				return svc.Name + "." + svc.Namespace
-			}
-		}
-	}
-	return w.PodName + "." + w.Namespace
-}
-
-// meshSNIFor is the SNI a sidecar sends for mesh mTLS to target port of w, through
-// the first Service whose target port it is; "" when none.
-func meshSNIFor(in *watch.Input, w *watch.Workload, port uint32) string {
-	for _, svc := range in.ServicesSelecting(w.Namespace, w.PodLabels) {
-		for _, sp := range svc.Ports {
-			if targetPort(sp, w) == port {
-				return meshSNI(sp.Port, in.Hostname(svc))
-			}
-		}
-	}
-	return ""
+	evaluate(res, pols, &attrs{principal: a.Principal, directIP: a.DirectIP, remoteIP: a.RemoteIP, destIP: a.DestIP,
+		destPort: a.DestPort, sni: a.SNI, headers: headers, path: a.Path, claims: spaceDelimited(a.Claims)})
 }
 
 // spaceDelimited copies claims with "scope" and "permission" strings split into

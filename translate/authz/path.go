@@ -1,20 +1,22 @@
-package translate
+package authz
 
 import (
 	"strings"
 
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 )
 
-// pathNormalization applies MeshConfig pathNormalization to an HCM, as Istio does:
-// the normalised path is what RBAC evaluates and what the application receives.
-func (b *builder) pathNormalization(m *hcm.HttpConnectionManager) {
+// PathNormalization applies MeshConfig pathNormalization to an HCM, as Istio does:
+// the normalised path is what RBAC evaluates and what the application receives, and
+// what NormalizePath computes for `wardenctl check`.
+func PathNormalization(mesh *meshv1alpha1.MeshConfig, m *hcm.HttpConnectionManager) {
 	m.PathWithEscapedSlashesAction = hcm.HttpConnectionManager_KEEP_UNCHANGED
-	m.NormalizePath = boolValue(true)
-	switch b.in.Mesh.GetPathNormalization().GetNormalization() {
+	m.NormalizePath = wrapperspb.Bool(true)
+	switch mesh.GetPathNormalization().GetNormalization() {
 	case meshv1alpha1.MeshConfig_ProxyPathNormalization_NONE:
-		m.NormalizePath = boolValue(false)
+		m.NormalizePath = wrapperspb.Bool(false)
 	case meshv1alpha1.MeshConfig_ProxyPathNormalization_MERGE_SLASHES:
 		m.MergeSlashes = true
 	case meshv1alpha1.MeshConfig_ProxyPathNormalization_DECODE_AND_MERGE_SLASHES:
@@ -23,12 +25,12 @@ func (b *builder) pathNormalization(m *hcm.HttpConnectionManager) {
 	}
 }
 
-// normalizePath is what Envoy does to a request path before RBAC sees it under the
+// NormalizePath is what Envoy does to a request path before RBAC sees it under the
 // mesh's normalization: the query and fragment are cut off (RBAC url_path ignores
 // them), backslashes become slashes, percent-encoded unreserved characters are
 // decoded, dot segments are removed (RFC 3986), and per mode slashes are merged and
 // %2F / %5C decoded.
-func normalizePath(p string, mode meshv1alpha1.MeshConfig_ProxyPathNormalization_NormalizationType) string {
+func NormalizePath(p string, mode meshv1alpha1.MeshConfig_ProxyPathNormalization_NormalizationType) string {
 	if i := strings.IndexAny(p, "?#"); i >= 0 {
 		p = p[:i]
 	}

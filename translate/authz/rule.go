@@ -1,4 +1,4 @@
-package translate
+package authz
 
 import (
 	"fmt"
@@ -11,6 +11,7 @@ import (
 	uritemplate "github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/v3"
 	security "istio.io/api/security/v1beta1"
 
+	"github.com/wardenmesh/warden/translate/internal/shared"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -380,7 +381,7 @@ func requestPrincipal(v string) ([]*pred, error) {
 }
 
 func jwtClaim(path []string, m strMatch, list listMode) *pred {
-	return leafPred(&leaf{attr: attrMetadata, name: JWTFilterName, path: append([]string{JWTPayloadKey}, path...), m: m, list: list})
+	return leafPred(&leaf{attr: attrMetadata, name: shared.JWTFilterName, path: append([]string{shared.JWTPayloadKey}, path...), m: m, list: list})
 }
 
 func cidrValue(a attr) valueFunc {
@@ -437,7 +438,7 @@ func pathValue(v string) ([]*pred, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := marshalAny(&uritemplate.UriTemplateMatchConfig{PathTemplate: tmpl})
+	cfg, err := shared.MarshalAny(&uritemplate.UriTemplateMatchConfig{PathTemplate: tmpl})
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,11 @@
-package translate
+package authz_test
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/wardenmesh/warden/translate"
+	"github.com/wardenmesh/warden/translate/authz"
+)
 
 // gatewayManifests add an ingress gateway serving foo.example.com on port 80, with
 // policies that select it: a request principal for GET, nothing for other methods
@@ -39,28 +44,28 @@ spec:
 
 func TestCheckGateway(t *testing.T) {
 	in := checkInput(t, gatewayManifests)
-	ingress := Proxy{ID: "ingress.istio-system", Namespace: "istio-system", Pod: "ingress", Gateway: true}
+	ingress := translate.Proxy{ID: "ingress.istio-system", Namespace: "istio-system", Pod: "ingress", Gateway: true}
 	user := map[string]any{"iss": "idp", "sub": "u"}
 	admin := map[string]any{"iss": "idp", "sub": "a", "group": "admin"}
 	for _, tc := range []struct {
 		name     string
-		proxy    Proxy
-		req      CheckRequest
+		proxy    translate.Proxy
+		req      authz.CheckRequest
 		decision string
 		refused  bool
 	}{
-		{"no token is denied", ingress, CheckRequest{SourceIP: "10.0.3.1"}, "DENY", false},
-		{"a user may GET on the server port", ingress, CheckRequest{SourceIP: "10.0.3.1", Claims: user}, "ALLOW", false},
-		{"a user may not POST", ingress, CheckRequest{SourceIP: "10.0.3.1", Method: "POST", Claims: user}, "DENY", false},
-		{"an admin may POST from the allowed block", ingress, CheckRequest{SourceIP: "10.0.3.1", Method: "POST", Claims: admin}, "ALLOW", false},
-		{"an admin may not POST from elsewhere", ingress, CheckRequest{SourceIP: "10.0.4.1", Method: "POST", Claims: admin}, "DENY", false},
+		{"no token is denied", ingress, authz.CheckRequest{SourceIP: "10.0.3.1"}, "DENY", false},
+		{"a user may GET on the server port", ingress, authz.CheckRequest{SourceIP: "10.0.3.1", Claims: user}, "ALLOW", false},
+		{"a user may not POST", ingress, authz.CheckRequest{SourceIP: "10.0.3.1", Method: "POST", Claims: user}, "DENY", false},
+		{"an admin may POST from the allowed block", ingress, authz.CheckRequest{SourceIP: "10.0.3.1", Method: "POST", Claims: admin}, "ALLOW", false},
+		{"an admin may not POST from elsewhere", ingress, authz.CheckRequest{SourceIP: "10.0.4.1", Method: "POST", Claims: admin}, "DENY", false},
 		// A caller's mesh identity does not reach the gateway: its listener is plaintext.
-		{"a sidecar caller has no principal", ingress, CheckRequest{FromPod: "sleep.foo", Method: "POST", Claims: admin}, "DENY", false},
-		{"no server on the port", ingress, CheckRequest{Port: 8080, Claims: user}, "DENY", true},
-		{"known as a gateway from its labels", Proxy{ID: "ingress.istio-system", Namespace: "istio-system", Pod: "ingress"},
-			CheckRequest{SourceIP: "10.0.3.1", Claims: user}, "ALLOW", false},
+		{"a sidecar caller has no principal", ingress, authz.CheckRequest{FromPod: "sleep.foo", Method: "POST", Claims: admin}, "DENY", false},
+		{"no server on the port", ingress, authz.CheckRequest{Port: 8080, Claims: user}, "DENY", true},
+		{"known as a gateway from its labels", translate.Proxy{ID: "ingress.istio-system", Namespace: "istio-system", Pod: "ingress"},
+			authz.CheckRequest{SourceIP: "10.0.3.1", Claims: user}, "ALLOW", false},
 	} {
-		got := Check(in, tc.proxy, tc.req)
+		got := translate.Check(in, tc.proxy, tc.req)
 		if got.Decision != tc.decision || got.ConnectionRefused != tc.refused || got.Port == 0 && !tc.refused || got.Principal != "" {
 			t.Errorf("%s: got %+v, want %s (refused %v)", tc.name, got, tc.decision, tc.refused)
 		}

@@ -4,13 +4,15 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+
+	"github.com/wardenmesh/warden/translate/authz"
 )
 
 // checkGateway evaluates the policies of an ingress gateway for req. The gateway
 // serves plaintext HTTP on the port of each Gateway server that selects it, with the
 // same policy filters a sidecar's inbound HCM has: the caller has no peer identity,
 // and its address is the connection's peer (the gateway uses the remote address).
-func (x *Index) checkGateway(proxy Proxy, req CheckRequest) CheckResult {
+func (x *Index) checkGateway(proxy Proxy, req authz.CheckRequest) authz.CheckResult {
 	w := x.gatewayWorkload(proxy)
 	b := newBuilder(x)
 	b.w = w
@@ -23,22 +25,22 @@ func (x *Index) checkGateway(proxy Proxy, req CheckRequest) CheckResult {
 		}
 		port = slices.Min(ports)
 	}
-	res := CheckResult{Proxy: w.PodName + "." + w.Namespace, Port: port, Protocol: "HTTP"}
+	res := authz.CheckResult{Proxy: w.PodName + "." + w.Namespace, Port: port, Protocol: "HTTP"}
 	if _, ok := servers[port]; !ok {
 		res.Decision, res.ConnectionRefused = "DENY", true
 		res.Reason = "no Gateway server selecting this gateway listens on port " + strconv.FormatUint(uint64(port), 10) + ": the gateway has no listener there"
 		return res
 	}
 	_, srcIP, _ := x.caller(req, ModeDisable)
-	a := &attrs{destPort: port, sni: req.SNI, headers: map[string]string{}}
-	a.destIP, _ = netip.ParseAddr(w.IP)
-	a.directIP, _ = netip.ParseAddr(srcIP)
-	a.remoteIP = a.directIP
+	a := &authz.Attributes{DestPort: port, SNI: req.SNI, Headers: map[string]string{}}
+	a.DestIP, _ = netip.ParseAddr(w.IP)
+	a.DirectIP, _ = netip.ParseAddr(srcIP)
+	a.RemoteIP = a.DirectIP
 	if req.RemoteIP != "" {
-		a.remoteIP, _ = netip.ParseAddr(req.RemoteIP)
+		a.RemoteIP, _ = netip.ParseAddr(req.RemoteIP)
 	}
 	x.httpAttrs(a, w, port, req)
-	res.Path = a.path
-	evaluate(&res, x.authz.selectAuthz(w).http, a)
+	res.Path = a.Path
+	x.selectAuthz(w).set.Evaluate(&res, true, *a)
 	return res
 }

@@ -100,6 +100,7 @@ func ResolveMTLS(in *watch.Input, namespace string, podLabels map[string]string)
 
 // paIndex holds the policy chosen per level, computed once per Input.
 type paIndex struct {
+	root      string
 	mesh      *watch.Config[*security.PeerAuthentication]
 	namespace map[string]*watch.Config[*security.PeerAuthentication]
 	// workload lists the selector policies of each non-root namespace, oldest first.
@@ -108,25 +109,23 @@ type paIndex struct {
 
 func newPAIndex(in *watch.Input) *paIndex {
 	x := &paIndex{
+		root:      in.RootNamespace,
 		namespace: map[string]*watch.Config[*security.PeerAuthentication]{},
 		workload:  map[string][]*watch.Config[*security.PeerAuthentication]{},
 	}
 	// in.PeerAuthentications is sorted oldest first (creationTimestamp, name,
 	// namespace), so the first policy seen at a level is the one that wins.
 	for _, pa := range in.PeerAuthentications {
-		hasSelector := len(pa.Spec.GetSelector().GetMatchLabels()) > 0
-		switch {
-		case pa.Namespace == in.RootNamespace && !hasSelector:
+		switch policyScope(in.RootNamespace, peerAuthnPolicy(pa)) {
+		case ScopeMesh:
 			if x.mesh == nil {
 				x.mesh = pa
 			}
-		case pa.Namespace == in.RootNamespace:
-			// A selector in the root namespace: ignored by Istio.
-		case !hasSelector:
+		case ScopeNamespace:
 			if x.namespace[pa.Namespace] == nil {
 				x.namespace[pa.Namespace] = pa
 			}
-		default:
+		case ScopeWorkload:
 			x.workload[pa.Namespace] = append(x.workload[pa.Namespace], pa)
 		}
 	}
@@ -149,7 +148,7 @@ func (x *paIndex) resolve(namespace string, labels map[string]string) MTLS {
 	}
 	var wl *watch.Config[*security.PeerAuthentication]
 	for _, pa := range x.workload[namespace] {
-		if selects(pa.Spec.GetSelector().GetMatchLabels(), labels) {
+		if attach(x.root, peerAuthnPolicy(pa), attachWorkload{namespace: namespace, labels: labels}).scope == ScopeWorkload {
 			wl = pa
 			break
 		}
@@ -173,18 +172,4 @@ func (x *paIndex) resolve(namespace string, labels map[string]string) MTLS {
 		}
 	}
 	return m
-}
-
-// selects reports whether every selector label is present in labels with the same
-// value. An empty selector selects nothing here: callers handle "no selector" scopes.
-func selects(selector, labels map[string]string) bool {
-	if len(selector) == 0 {
-		return false
-	}
-	for k, v := range selector {
-		if got, ok := labels[k]; !ok || got != v {
-			return false
-		}
-	}
-	return true
 }

@@ -1,6 +1,3 @@
-// Package translate is a pure function from the mesh (watch.Input) and one proxy's
-// identity to that proxy's Envoy resources. It has no clock, no logging, no network:
-// the same Input and Proxy always give byte-identical output.
 package translate
 
 import (

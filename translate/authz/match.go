@@ -1,4 +1,4 @@
-package translate
+package authz
 
 import (
 	"net/netip"
@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/wardenmesh/warden/translate/internal/shared"
 )
 
 // The AuthorizationPolicy model: every rule compiles to predicate trees over request
@@ -211,7 +213,7 @@ func (l *leaf) eval(a *attrs) bool {
 // evalMetadata resolves the path in the JWT payload (the only metadata the evaluator
 // knows; other filters' metadata is absent, so it never matches).
 func (l *leaf) evalMetadata(a *attrs) bool {
-	if l.name != JWTFilterName || len(l.path) == 0 || l.path[0] != JWTPayloadKey || a.claims == nil {
+	if l.name != shared.JWTFilterName || len(l.path) == 0 || l.path[0] != shared.JWTPayloadKey || a.claims == nil {
 		return false
 	}
 	var v any = a.claims

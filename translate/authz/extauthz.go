@@ -1,26 +1,23 @@
-package translate
+package authz
 
 import (
 	"maps"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	extauthz "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	extauthznet "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/ext_authz/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	upstreamhttp "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 	matcher "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/types/known/anypb"
+	"google.golang.org/protobuf/types/known/durationpb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 
+	"github.com/wardenmesh/warden/translate/internal/shared"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -87,7 +84,7 @@ func serviceFor(in *watch.Input, host string, port uint32) (*watch.Service, watc
 		return nil, watch.ServicePort{}
 	}
 	for _, sp := range svc.Ports {
-		if sp.Port == port && isStream(sp.Protocol) {
+		if sp.Port == port && shared.IsStream(sp.Protocol) {
 			return svc, sp
 		}
 	}
@@ -98,50 +95,9 @@ func serviceFor(in *watch.Input, host string, port uint32) (*watch.Service, watc
 // the mesh uses the Service's outbound cluster (with its mTLS); others get their own.
 func (p *extProvider) clusterName(in *watch.Input) string {
 	if p.http != nil && p.svc != nil {
-		return outboundCluster(p.port, in.Hostname(p.svc))
+		return shared.OutboundCluster(p.port, in.Hostname(p.svc))
 	}
 	return "ext-authz|" + p.name
-}
-
-// providerCluster builds the provider's own cluster, or nil when it uses a Service's
-// outbound cluster. A gRPC provider's cluster speaks HTTP/2; a provider in the mesh
-// takes its endpoints (and auto mTLS) from the Service's EDS resource.
-func (b *builder) providerCluster(p *extProvider) *cluster.Cluster {
-	name := p.clusterName(b.in)
-	if p.http != nil && p.svc != nil {
-		return nil
-	}
-	var c *cluster.Cluster
-	if p.svc != nil {
-		fqdn := b.in.Hostname(p.svc)
-		c = b.edsCluster(name)
-		c.EdsClusterConfig.ServiceName = outboundCluster(p.port, fqdn)
-		sec := b.clusterSecurity(p.svc, p.sport, fqdn, false, nil)
-		c.TransportSocket, c.TransportSocketMatches = sec.socket, sec.matches
-	} else {
-		c = b.staticCluster(name, p.host, p.port)
-		if _, err := netip.ParseAddr(p.host); err != nil {
-			c.ClusterDiscoveryType = &cluster.Cluster_Type{Type: cluster.Cluster_STRICT_DNS}
-			c.DnsLookupFamily = cluster.Cluster_V4_PREFERRED
-		}
-		c.LoadAssignment.Endpoints[0].LbEndpoints[0].HostIdentifier = &endpoint.LbEndpoint_Endpoint{
-			Endpoint: &endpoint.Endpoint{Address: socketAddress(p.host, p.port)},
-		}
-	}
-	if p.grpc != nil {
-		c.TypedExtensionProtocolOptions = map[string]*anypb.Any{
-			"envoy.extensions.upstreams.http.v3.HttpProtocolOptions": b.any(&upstreamhttp.HttpProtocolOptions{
-				UpstreamProtocolOptions: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_{
-					ExplicitHttpConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig{
-						ProtocolConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
-							Http2ProtocolOptions: &core.Http2ProtocolOptions{},
-						},
-					},
-				},
-			}),
-		}
-	}
-	return c
 }
 
 // extAuthzEnabled limits ext_authz to requests a CUSTOM rule matched: the shadow RBAC
@@ -197,12 +153,12 @@ func grpcService(p *extProvider, cluster string, timeout time.Duration) *core.Gr
 		TargetSpecifier: &core.GrpcService_EnvoyGrpc_{EnvoyGrpc: &core.GrpcService_EnvoyGrpc{
 			ClusterName: cluster, Authority: p.host,
 		}},
-		Timeout: duration(timeout),
+		Timeout: durationpb.New(timeout),
 	}
 }
 
 // extAuthzHTTPFilter is the ext_authz HTTP filter of a provider.
-func (b *builder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
+func (b *filterBuilder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
 	cfg := &extauthz.ExtAuthz{
 		TransportApiVersion:   core.ApiVersion_V3,
 		FilterEnabledMetadata: extAuthzEnabled(rbacHTTPFilter),
@@ -221,7 +177,7 @@ func (b *builder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
 			ServerUri: &core.HttpUri{
 				Uri:              "http://" + p.host,
 				HttpUpstreamType: &core.HttpUri_Cluster{Cluster: cluster},
-				Timeout:          duration(timeoutOf(h.GetTimeout(), h.GetTimeout() != nil)),
+				Timeout:          durationpb.New(timeoutOf(h.GetTimeout(), h.GetTimeout() != nil)),
 			},
 			PathPrefix:           h.GetPathPrefix(),
 			AuthorizationRequest: req,
@@ -254,7 +210,7 @@ func (b *builder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
 
 // extAuthzNetworkFilter is the ext_authz network filter of a gRPC provider (HTTP
 // providers cannot check TCP connections and are skipped there, as in Istio).
-func (b *builder) extAuthzNetworkFilter(p *extProvider) *listener.Filter {
+func (b *filterBuilder) extAuthzNetworkFilter(p *extProvider) *listener.Filter {
 	g := p.grpc
 	cfg := &extauthznet.ExtAuthz{
 		StatPrefix:            "tcp.",
