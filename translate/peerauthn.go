@@ -61,6 +61,12 @@ type MTLS struct {
 	MeshPolicy      string
 	NamespacePolicy string
 	WorkloadPolicy  string
+
+	// Rejected is a PeerAuthentication in the workload's scope ("ns/name") whose
+	// current version was rejected with no good version to keep serving. Its mode and
+	// selector are unknown, so the workload fails closed: STRICT on every port, Policy
+	// and every PortPolicy naming it.
+	Rejected string
 }
 
 // PortMode is the mode a connection to target port p gets.
@@ -105,6 +111,8 @@ type paIndex struct {
 	namespace map[string]*watch.Config[*security.PeerAuthentication]
 	// workload lists the selector policies of each non-root namespace, oldest first.
 	workload map[string][]*watch.Config[*security.PeerAuthentication]
+	// rejected lists the PeerAuthentications with no servable version (Input.Rejected).
+	rejected []*watch.Meta
 }
 
 func newPAIndex(in *watch.Input) *paIndex {
@@ -115,6 +123,11 @@ func newPAIndex(in *watch.Input) *paIndex {
 	}
 	// in.PeerAuthentications is sorted oldest first (creationTimestamp, name,
 	// namespace), so the first policy seen at a level is the one that wins.
+	for i := range in.Rejected {
+		if in.Rejected[i].Kind == "PeerAuthentication" {
+			x.rejected = append(x.rejected, &in.Rejected[i])
+		}
+	}
 	for _, pa := range in.PeerAuthentications {
 		switch policyScope(in.RootNamespace, peerAuthnPolicy(pa)) {
 		case ScopeMesh:
@@ -133,6 +146,27 @@ func newPAIndex(in *watch.Input) *paIndex {
 }
 
 func (x *paIndex) resolve(namespace string, labels map[string]string) MTLS {
+	m := x.resolveValid(namespace, labels)
+	for _, r := range x.rejected {
+		if attachRejected(x.root, r, attachWorkload{namespace: namespace, labels: labels}) != ScopeNone {
+			return m.failClosed(r.Key())
+		}
+	}
+	return m
+}
+
+// failClosed is m overridden by the rejected policy key: STRICT everywhere. A typo in
+// a policy never leaves a workload it might cover less protected than STRICT.
+func (m MTLS) failClosed(key string) MTLS {
+	m.Mode, m.Policy, m.Rejected = ModeStrict, key, key
+	for p := range m.Ports {
+		m.Ports[p], m.PortPolicy[p] = ModeStrict, key
+	}
+	return m
+}
+
+// resolveValid is the decision from the policies that have a servable version.
+func (x *paIndex) resolveValid(namespace string, labels map[string]string) MTLS {
 	var m MTLS
 	if x.mesh != nil {
 		m.MeshPolicy = x.mesh.Key()

@@ -1,6 +1,8 @@
 package translate
 
 import (
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -255,5 +257,90 @@ func TestModeString(t *testing.T) {
 		if got := mode.String(); got != want {
 			t.Errorf("%d.String() = %q, want %q", mode, got, want)
 		}
+	}
+}
+
+// TestRejectedPeerAuthenticationFailsClosed: a PeerAuthentication whose only version
+// is rejected (a mode typo here) has an unknown mode and selector, so every workload
+// it might cover is STRICT until it is fixed or deleted (issue 12, item 1). A
+// rejected namespace policy covers its namespace only; a rejected root-namespace
+// policy covers the mesh. Istio would have refused the object at admission
+// (pkg/config/validation: the mode enum); without a webhook Warden must not fall
+// back to the PERMISSIVE policy beside it.
+func TestRejectedPeerAuthenticationFailsClosed(t *testing.T) {
+	const base = jwtTestWorkloads + `---
+apiVersion: v1
+kind: Pod
+metadata: {name: api, namespace: bar, labels: {app: api}}
+spec:
+  containers: [{name: api, image: x, ports: [{containerPort: 8080}]}]
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: foo, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec: {mtls: {mode: PERMISSIVE}}
+---
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: ports, namespace: foo, creationTimestamp: "2024-01-01T00:00:00Z"}
+spec:
+  selector: {matchLabels: {app: web}}
+  portLevelMtls: {8080: {mode: DISABLE}}
+`
+	typo := func(ns string) string {
+		return "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: typo, namespace: " + ns +
+			"}\nspec: {mtls: {mode: STRIKT}}\n"
+	}
+	cases := []struct {
+		name             string
+		extra            string
+		wantFoo, wantBar Mode
+		rejected         string
+	}{
+		{"no typo: the valid policies decide", "", ModePermissive, ModePermissive, ""},
+		{"typo in foo: foo fails closed, bar untouched", typo("foo"), ModeStrict, ModePermissive, "foo/typo"},
+		{"typo in the root namespace: the mesh fails closed", typo("istio-system"), ModeStrict, ModeStrict, "istio-system/typo"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := decodeInput(t, base+c.extra, c.extra != "")
+			if c.rejected != "" && len(in.Rejected) != 1 {
+				t.Fatalf("want the typo rejected, got Rejected=%v diagnostics=%v", in.Rejected, in.Diagnostics)
+			}
+			foo := ResolveMTLS(in, "foo", map[string]string{"app": "web"})
+			bar := ResolveMTLS(in, "bar", map[string]string{"app": "api"})
+			if foo.Mode != c.wantFoo || bar.Mode != c.wantBar || foo.Rejected != c.rejected {
+				t.Fatalf("foo %v (rejected %q), bar %v; want foo %v (rejected %q), bar %v",
+					foo.Mode, foo.Rejected, bar.Mode, c.wantFoo, c.rejected, c.wantBar)
+			}
+			// The port-level DISABLE of foo/ports must not survive a fail-closed scope.
+			if got := foo.PortMode(8080); c.rejected != "" && got != ModeStrict {
+				t.Fatalf("port 8080 of foo/web is %v under a rejected policy, want STRICT", got)
+			}
+			// What Envoy gets: no inbound chain of foo/web accepts plaintext.
+			out := Translate(in, Proxy{ID: "web.foo", Namespace: "foo", Pod: "web"})
+			plain := false
+			for _, r := range out.Listeners {
+				if l := r.(*listener.Listener); l.GetName() == inboundListenerName {
+					for _, fc := range l.GetFilterChains() {
+						plain = plain || (fc.GetName() != inboundListenerName+"-blackhole" && fc.GetTransportSocket() == nil)
+					}
+				}
+			}
+			if want := c.wantFoo != ModeStrict; plain != want {
+				t.Fatalf("foo/web inbound chains %v: plaintext chain present=%v, want %v", inboundChainNames(t, out), plain, want)
+			}
+			if c.rejected != "" {
+				var d WorkloadDescription
+				for _, w := range in.Workloads {
+					if w.Namespace == "foo" && w.PodName == "web" {
+						d = NewIndex(in).describe(w, true)
+					}
+				}
+				if !strings.Contains(d.MTLS.Reason, c.rejected+" was rejected") {
+					t.Fatalf("describe does not name the rejected policy: %q", d.MTLS.Reason)
+				}
+			}
+		})
 	}
 }

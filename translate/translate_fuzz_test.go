@@ -24,10 +24,12 @@ import (
 // AuthorizationPolicy of the proxy's namespace or of the root namespace
 // (Input.Rejected), every filter chain that serves the workload (virtualInbound's
 // chains but its blackhole, every gateway listener) denies everything through an
-// RBAC DENY policy for it, or the listener is absent (nothing is served).
+// RBAC DENY policy for it, or the listener is absent (nothing is served); and a
+// rejected PeerAuthentication in the sidecar's scope leaves no plaintext chain.
 func FuzzTranslate(f *testing.F) {
 	f.Add([]byte("# proxy: web-0.default\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bad}\nspec: {action: DENYY}\n"))
 	f.Add([]byte("# proxy: gw-0.istio-system gateway\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bad, namespace: istio-system}\nspec: {rules: [{to: [{operation: {methodz: [GET]}}]}]}\n"))
+	f.Add([]byte("# proxy: web-0.default\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: default}\nspec: {containers: [{name: a, image: x, ports: [{containerPort: 80}]}]}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: ok, namespace: default}\nspec: {mtls: {mode: DISABLE}}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: bad, namespace: default}\nspec: {mtls: {mode: STRIKT}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs, diags := watch.DecodeFile("testdata/fuzz.in.yaml", data)
 		in := watch.Build(objs, diags)
@@ -52,6 +54,9 @@ func FuzzTranslate(f *testing.F) {
 			if m.Kind == "AuthorizationPolicy" && (m.Namespace == p.Namespace || m.Namespace == in.RootNamespace) {
 				checkDeniesAll(t, p, out, "ns["+m.Namespace+"]-policy["+m.Name+"]-rule[invalid]") // authz's deny-all entry
 			}
+			if m.Kind == "PeerAuthentication" && !p.Gateway && (m.Namespace == p.Namespace || m.Namespace == in.RootNamespace) {
+				checkNoPlaintext(t, p, out, m.Key())
+			}
 		}
 	})
 }
@@ -65,6 +70,23 @@ func fuzzProxy(in *watch.Input, data []byte) Proxy {
 		return Proxy{ID: w.PodName + "." + w.Namespace, Namespace: w.Namespace, Pod: w.PodName, Gateway: w.Gateway}
 	}
 	return Proxy{ID: "fuzz-0.default", Namespace: "default", Pod: "fuzz-0"}
+}
+
+// checkNoPlaintext requires every chain of virtualInbound (when served) but its
+// blackhole to terminate TLS.
+func checkNoPlaintext(t *testing.T, p Proxy, out *Output, key string) {
+	t.Helper()
+	for _, r := range out.Listeners {
+		l := r.(*listener.Listener)
+		if l.GetName() != inboundListenerName {
+			continue
+		}
+		for _, fc := range l.GetFilterChains() {
+			if fc.GetName() != inboundListenerName+"-blackhole" && fc.GetTransportSocket() == nil {
+				t.Fatalf("proxy %s, rejected PeerAuthentication %s: chain %q accepts plaintext", p.ID, key, fc.GetName())
+			}
+		}
+	}
 }
 
 // checkDeniesAll requires every serving chain of p to carry the deny-all RBAC

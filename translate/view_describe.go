@@ -221,6 +221,10 @@ func modeReason(m MTLS) string {
 			decided = i
 		}
 	}
+	if m.Rejected != "" {
+		return "PeerAuthentication " + m.Rejected + " was rejected (see its diagnostic) and no good version of it is known: " +
+			"its mode and selector are unknown, so every workload it might cover fails closed as STRICT until it is fixed or deleted"
+	}
 	var why string
 	switch decided {
 	case -1:
@@ -249,6 +253,9 @@ func modeReason(m MTLS) string {
 func portReason(m MTLS, port uint32) string {
 	if _, ok := m.Ports[port]; !ok {
 		return "workload-wide mode"
+	}
+	if m.Rejected != "" {
+		return "STRICT: " + m.Rejected + " was rejected (fails closed)"
 	}
 	if m.PortPolicy[port] == m.WorkloadPolicy {
 		return fmt.Sprintf("portLevelMtls[%d] of %s", port, m.WorkloadPolicy)
