@@ -41,6 +41,9 @@ func decodeIstio(m Meta, info kindInfo, raw map[string]json.RawMessage) (Object,
 			for _, fe := range validateSpec(spec, tree) {
 				diags = append(diags, diagFor(&m, SeverityError, fe.Field, fe.Message))
 			}
+			for _, fe := range warnSpec(spec) {
+				diags = append(diags, diagFor(&m, SeverityWarning, fe.Field, fe.Message))
+			}
 		}
 	}
 	return Object{Meta: m, Spec: spec}, diags

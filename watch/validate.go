@@ -9,6 +9,7 @@ import (
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
+	"google.golang.org/protobuf/proto"
 )
 
 // validateSpec repeats the checks of Istio's validating webhook that matter for the
@@ -79,10 +80,53 @@ func validateAuthorizationPolicy(ap *security.AuthorizationPolicy) []fieldError 
 	case action != security.AuthorizationPolicy_CUSTOM && ap.GetProvider() != nil:
 		errs = append(errs, fieldError{"spec.provider", "provider is only allowed with action CUSTOM"})
 	}
-	if len(ap.GetRules()) == 0 && (action == security.AuthorizationPolicy_DENY || action == security.AuthorizationPolicy_CUSTOM) {
-		errs = append(errs, fieldError{"spec.rules", fmt.Sprintf("action %s without rules is meaningless", action)})
+	for i, rule := range ap.GetRules() {
+		errs = append(errs, validateRule(fmt.Sprintf("spec.rules[%d]", i), rule)...)
 	}
 	return errs
+}
+
+// validateRule rejects the empty shapes Istio's webhook rejects (pkg/config/validation,
+// ValidateAuthorizationPolicy): a null rule, and a from or to entry whose source or
+// operation is null or sets no field. Istio's builder would read them as "any source" or
+// "any operation"; the webhook says the author meant something else.
+func validateRule(field string, r *security.Rule) []fieldError {
+	if r == nil {
+		return []fieldError{{field, "a rule must not be null (write {} for a rule that matches every request)"}}
+	}
+	var errs []fieldError
+	for j, f := range r.GetFrom() {
+		name := fmt.Sprintf("%s.from[%d].source", field, j)
+		switch {
+		case f.GetSource() == nil:
+			errs = append(errs, fieldError{name, "must not be null: leave out from to match every source"})
+		case proto.Size(f.GetSource()) == 0:
+			errs = append(errs, fieldError{name, "must set at least one field: leave out from to match every source"})
+		}
+	}
+	for j, t := range r.GetTo() {
+		name := fmt.Sprintf("%s.to[%d].operation", field, j)
+		switch {
+		case t.GetOperation() == nil:
+			errs = append(errs, fieldError{name, "must not be null: leave out to to match every operation"})
+		case proto.Size(t.GetOperation()) == 0:
+			errs = append(errs, fieldError{name, "must set at least one field: leave out to to match every operation"})
+		}
+	}
+	return errs
+}
+
+// warnSpec lists what Istio's webhook rejects but its builder still serves with a
+// meaning Warden follows, so the object is served, with a warning.
+func warnSpec(spec any) []fieldError {
+	ap, ok := spec.(*security.AuthorizationPolicy)
+	if !ok || len(ap.GetRules()) > 0 || ap.GetAction() == security.AuthorizationPolicy_ALLOW {
+		return nil
+	}
+	// Istio's reference for rules: "If not set, the match will never occur"; its builder
+	// renders such a policy as one never-matching rule (builder.go, rbacPolicyMatchNever).
+	return []fieldError{{"spec.rules", fmt.Sprintf("action %s without rules never matches, so this policy does nothing "+
+		"(Istio's webhook refuses it as meaningless); write rules: [{}] to match every request", ap.GetAction())}}
 }
 
 // validateSelector rejects empty label keys and wildcards, as Istio does.

@@ -199,7 +199,7 @@ spec: {mtls: {mode: STRICT}}
 		},
 		{
 			name:      "rejected policy fails closed for its namespace",
-			manifests: policy("deny-nothing", "foo", `{action: DENY}`),
+			manifests: policy("deny-nothing", "foo", `{action: DENY, rules: [{from: [{source: {}}]}]}`),
 			req:       authz.CheckRequest{FromPod: "sleep.foo"},
 			decision:  "DENY", rule: "ns[foo]-policy[deny-nothing]-rule[invalid]",
 		},
@@ -339,4 +339,63 @@ func TestNormalizePath(t *testing.T) {
 
 func policy(name, ns, spec string) string {
 	return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + spec + "\n"
+}
+
+// TestEmptyShapes pins what every "empty" AuthorizationPolicy shape does, against
+// Istio (issue 12, item 6). Sources: the API reference of AuthorizationPolicy.rules
+// ("If not set, the match will never occur") and of selector ("If not set, the policy
+// will be applied to all workloads in the same namespace"); builder.go, which renders
+// a policy without rules as rbacPolicyMatchNever whatever its action; model.go New,
+// where an absent from/to/when adds no condition; pkg/config/validation
+// ValidateAuthorizationPolicy, which refuses null or empty sources and operations
+// (Warden rejects them too and fails closed for the namespace, as for any rejected
+// policy without a good version) and DENY/CUSTOM without rules (Warden serves those,
+// matching nothing, with a warning: refusing them would deny everything instead).
+func TestEmptyShapes(t *testing.T) {
+	cases := []struct {
+		name     string
+		spec     string
+		decision string
+		diag     string // "error: <field>" or "warning: <field>" of the decoder, "" for none
+	}{
+		{"ALLOW without rules allows nothing", `{}`, "DENY", ""},
+		{"ALLOW with rules: [] allows nothing", `{rules: []}`, "DENY", ""},
+		{"DENY without rules denies nothing", `{action: DENY}`, "ALLOW", "warning: spec.rules"},
+		{"AUDIT without rules changes nothing", `{action: AUDIT}`, "ALLOW", "warning: spec.rules"},
+		{"CUSTOM without rules never calls the provider", `{action: CUSTOM, provider: {name: authz}}`, "ALLOW", "warning: spec.rules"},
+		{"ALLOW rules: [{}] allows every request", `{rules: [{}]}`, "ALLOW", ""},
+		{"DENY rules: [{}] denies every request", `{action: DENY, rules: [{}]}`, "DENY", ""},
+		{"ALLOW rule without from, to or when allows all", `{rules: [{from: [], to: [], when: []}]}`, "ALLOW", ""},
+		{"from entry without source is rejected", `{action: DENY, rules: [{from: [{}]}]}`, "DENY", "error: spec.rules[0].from[0].source"},
+		{"empty source is rejected", `{rules: [{from: [{source: {}}]}]}`, "DENY", "error: spec.rules[0].from[0].source"},
+		{"empty operation is rejected", `{rules: [{to: [{operation: {}}]}]}`, "DENY", "error: spec.rules[0].to[0].operation"},
+		{"when without values is rejected", `{rules: [{when: [{key: source.namespace}]}]}`, "DENY", ""},
+		{"selector: {} is namespace-wide", `{selector: {}, rules: [{from: [{source: {namespaces: [other]}}]}]}`, "DENY", ""},
+		{"selector with empty matchLabels is namespace-wide", `{selector: {matchLabels: {}}, rules: [{from: [{source: {namespaces: [other]}}]}]}`, "DENY", ""},
+		{"a selector of other labels does not apply", `{selector: {matchLabels: {app: other}}}`, "ALLOW", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			manifests := policy("p", "foo", c.spec)
+			if strings.Contains(c.spec, "CUSTOM") {
+				manifests = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\n" +
+					"data:\n  mesh: |\n    extensionProviders:\n    - {name: authz, envoyExtAuthzHttp: {service: authz.example.com, port: 8000}}\n---\n" + manifests
+			}
+			in := checkInput(t, manifests)
+			var got []string
+			for _, d := range in.Diagnostics {
+				got = append(got, d.Severity+": "+d.Field)
+			}
+			if want := []string{c.diag}; (c.diag == "" && len(got) != 0) || (c.diag != "" && strings.Join(got, ",") != c.diag) {
+				t.Fatalf("decoder diagnostics %v, want %v (%v)", got, want, in.Diagnostics)
+			}
+			res := translate.Check(in, httpbin, authz.CheckRequest{FromPod: "sleep.foo", Path: "/x"})
+			if res.Decision != c.decision {
+				t.Fatalf("decision %s, want %s (%s)", res.Decision, c.decision, res.Reason)
+			}
+			if strings.Contains(c.spec, "CUSTOM") && len(res.Custom) != 0 {
+				t.Fatalf("a CUSTOM policy without rules must not reach its provider: %+v", res.Custom)
+			}
+		})
+	}
 }

@@ -114,11 +114,9 @@ func compilePolicy(in *watch.Input, c *watch.Config[*security.AuthorizationPolic
 		}
 	}
 	if len(spec.GetRules()) == 0 {
-		if p.action == actionDeny || p.action == actionCustom {
-			p.invalid, p.invalidField = "action "+p.action.String()+" without rules is meaningless", "spec.rules"
-			return p
-		}
-		// No rules: a policy that matches nothing (for ALLOW: allow nothing).
+		// No rules: a policy that matches nothing, whatever the action (Istio's builder,
+		// rbacPolicyMatchNever): an ALLOW policy allows nothing, a DENY, AUDIT or CUSTOM
+		// policy does nothing (the decoder warns about those).
 		p.rules = []authzRule{{key: policyKey(c.Namespace, c.Name, 0), perms: []*pred{neverPred()}, principals: []*pred{neverPred()}}}
 		return p
 	}
