@@ -6,10 +6,10 @@ import (
 	"slices"
 	"strings"
 
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 	security "istio.io/api/security/v1beta1"
 	typev1beta1 "istio.io/api/type/v1beta1"
-	"google.golang.org/protobuf/proto"
 )
 
 // validateSpec repeats the checks of Istio's validating webhook that matter for the
