@@ -87,3 +87,34 @@ func BenchmarkTranslate1000Proxies(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTranslatePolicyAtLimits translates one proxy selected by a policy at the
+// decoder's limits (watch.MaxAuthorizationRules rules holding
+// watch.MaxAuthorizationValues principals): the worst one object may cost a push.
+func BenchmarkTranslatePolicyAtLimits(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString(jwtTestWorkloads + "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: big, namespace: foo}\nspec:\n  rules:\n")
+	per := watch.MaxAuthorizationValues/watch.MaxAuthorizationRules - 2 // a path and a method per rule
+	for i := range watch.MaxAuthorizationRules {
+		sb.WriteString("  - from: [{source: {principals: [")
+		for j := range per {
+			if j > 0 {
+				sb.WriteString(", ")
+			}
+			fmt.Fprintf(&sb, "\"cluster.local/ns/foo/sa/s%d-%d\"", i, j)
+		}
+		fmt.Fprintf(&sb, "]}}]\n    to: [{operation: {paths: [\"/p%d/*\"], methods: [GET]}}]\n", i)
+	}
+	objs, diags := watch.DecodeFile("big.yaml", []byte(sb.String()))
+	in := watch.Build(objs, diags)
+	if len(in.AuthorizationPolicies) != 1 {
+		b.Fatalf("policy not accepted: %v", in.Diagnostics)
+	}
+	p := Proxy{ID: "web.foo", Namespace: "foo", Pod: "web"}
+	b.ReportAllocs()
+	for b.Loop() {
+		if out := Translate(in, p); len(out.Listeners) == 0 {
+			b.Fatal("no listeners")
+		}
+	}
+}

@@ -21,9 +21,14 @@ func validateSpec(spec any, tree any) []fieldError {
 	case *security.PeerAuthentication:
 		return validatePeerAuthentication(s, raw)
 	case *security.RequestAuthentication:
-		return validateRequestAuthentication(s)
+		return append(limitRequestAuthentication(s), validateRequestAuthentication(s)...)
 	case *security.AuthorizationPolicy:
+		if errs := limitAuthorizationPolicy(s); errs != nil {
+			return errs // the policy is not walked further
+		}
 		return validateAuthorizationPolicy(s)
+	case *networking.VirtualService:
+		return validateRegexes(s)
 	case *networking.DestinationRule:
 		if s.GetHost() == "" {
 			return []fieldError{{"spec.host", "host is required"}}
