@@ -86,5 +86,9 @@ func (x *Index) workloadMTLS(w *watch.Workload) MTLS {
 // first use.
 func (x *Index) outboundFor(namespace string, labels map[string]string) *outboundSet {
 	key := namespace + "|" + x.dr.selectorKey(namespace, labels)
-	return cached(&x.mu, x.outbound, key, func() *outboundSet { return x.buildOutbound(namespace, labels) })
+	return cached(&x.mu, x.outbound, key, func() *outboundSet {
+		ob := x.buildOutbound(namespace, labels)
+		ob.key = key
+		return ob
+	})
 }

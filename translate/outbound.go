@@ -31,6 +31,7 @@ type outboundSet struct {
 	endpoints []types.Resource
 	secrets   bool
 	diags     []watch.Diagnostic
+	key       string // Parts.SharedKey: the outbound view's key in its Index
 }
 
 // outboundPorts groups the proxied ports of every Service except headless ones

@@ -38,6 +38,11 @@ type Output struct {
 // shares (the very same slices, built once per Index) and what is its own. For each
 // type, the output list holds exactly the union of the two.
 type Parts struct {
+	// SharedKey names the shared slices within one Index: two outputs of the same Index
+	// with the same SharedKey hold the very same shared slices, so a caller may hash
+	// them once per key and Index. Keys of different Indexes are unrelated.
+	SharedKey string
+
 	SharedClusters, OwnClusters   []types.Resource
 	SharedListeners, OwnListeners []types.Resource
 	SharedRoutes, SharedEndpoints []types.Resource

@@ -51,6 +51,7 @@ func (x *Index) Translate(p Proxy) *Output {
 		Endpoints:   slices.Clip(ob.endpoints),
 		Diagnostics: sortedDiagnostics(append(diags, ob.diags...)),
 		Parts: &Parts{
+			SharedKey:      ob.key,
 			SharedClusters: slices.Clip(ob.clusters), OwnClusters: clusters,
 			SharedListeners: slices.Clip(ob.listeners), OwnListeners: listeners,
 			SharedRoutes: slices.Clip(ob.routes), SharedEndpoints: slices.Clip(ob.endpoints),

@@ -1,7 +1,6 @@
 package xds
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -39,25 +38,6 @@ func (c *CertSecrets) WorkloadSecret(id Identity) (WorkloadSecret, error) {
 		return WorkloadSecret{}, fmt.Errorf("refusing to serve certificate for %s: %w", sid, err)
 	}
 	return WorkloadSecret{CertChainPEM: svid.CertChainPEM, KeyPEM: svid.KeyPEM, RootPEM: c.CA.RootPEM()}, nil
-}
-
-// TokenAuth authenticates proxies with wardend-signed bootstrap tokens (directory mode).
-type TokenAuth struct {
-	Signer *certs.TokenSigner
-	Now    func() time.Time
-}
-
-// Authenticate verifies the token's signature, audience and expiry.
-func (a *TokenAuth) Authenticate(_ context.Context, token string) (Identity, error) {
-	now := time.Now
-	if a.Now != nil {
-		now = a.Now
-	}
-	c, err := a.Signer.Verify(token, now())
-	if err != nil {
-		return Identity{}, fmt.Errorf("bootstrap token: %w", err)
-	}
-	return Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount, Pod: c.Pod, Labels: c.Labels, IPs: c.IPs}, nil
 }
 
 // WardendID is wardend's own SPIFFE ID, pinned by every bootstrap.

@@ -271,38 +271,47 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("workload certificate for %s/%s: %w", p.ident.Namespace, p.ident.ServiceAccount, err)
 	}
-	snap, versions, counts, err := buildSnapshot(out, sec, rc)
+	b, err := buildSnapshot(out, sec, rc)
 	if err != nil {
 		return false, err
 	}
-	if sameVersions(p.versions, versions) {
+	if len(decidePush(p.versions, b.versions)) == 0 {
 		s.tracker.Evaluated(id, gen)
 		return false, nil
 	}
 	// Record the intent before the cache can answer, so an ACK is never seen before its intent.
-	s.tracker.Intended(id, versions, counts)
-	if err := s.cache.SetSnapshot(context.Background(), id, snap); err != nil {
+	s.tracker.Intended(id, b.versions, b.counts)
+	if err := s.cache.SetSnapshot(context.Background(), id, b.snap); err != nil {
 		return false, fmt.Errorf("set snapshot: %w", err)
 	}
 	s.mu.Lock()
 	if cur := s.proxies[id]; cur == p {
-		p.versions = versions
+		p.versions = b.versions
 	}
 	s.mu.Unlock()
 	s.tracker.Evaluated(id, gen)
 	return true, nil
 }
 
-func sameVersions(a, b map[string]string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
+// decidePush is the push decision for one proxy: the xDS types (short names, sorted)
+// whose version in next differs from what the proxy was last given (prev, nil before
+// its first snapshot). Nothing is pushed when it is empty: versions are content
+// hashes, so re-translating an unchanged configuration changes none, and a rotated
+// certificate changes only SDS.
+func decidePush(prev, next map[string]string) []string {
+	var changed []string
+	for typ, v := range next {
+		if pv, ok := prev[typ]; !ok || pv != v {
+			changed = append(changed, shortName(typ))
 		}
 	}
-	return true
+	for typ := range prev {
+		if _, ok := next[typ]; !ok {
+			changed = append(changed, shortName(typ))
+		}
+	}
+	sort.Strings(changed)
+	return changed
 }
 
 // ServedResources returns the resources currently set for a proxy, for debugging.

@@ -45,7 +45,7 @@ func startServer(t *testing.T) *testServer {
 	}
 	wid, _ := WardendID(ca.TrustDomain(), "warden-system")
 	serving := &ServingCert{CA: ca, ID: wid, TTL: time.Hour, DNS: []string{"wardend"}}
-	s := New(Options{Log: slog.New(slog.DiscardHandler), Auth: &TokenAuth{Signer: signer},
+	s := New(Options{Log: slog.New(slog.DiscardHandler), Auth: &BootstrapTokenAuth{Signer: signer},
 		Secrets: &CertSecrets{CA: ca, Store: certs.NewStore(ca, time.Hour, time.Now)}, Replica: "test", ServerCert: serving.Get})
 	objs, diags := watch.DecodeFile("ns.yaml", []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"))
 	s.SetInput(watch.Build(objs, diags))

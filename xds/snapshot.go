@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"unsafe"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -124,8 +123,41 @@ func (s *proxySnapshot) GetVersionMap(typeURL string) map[string]string {
 // Only the secrets the resources refer to are served: in ADS mode go-control-plane does
 // not answer a named request that leaves out a resource of the type, and Envoy names
 // exactly the secrets its configuration uses.
-func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache) (*proxySnapshot, map[string]string, map[string]int, error) {
+func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache) (built, error) {
 	snap := &proxySnapshot{sets: map[string]*typeSet{}}
+	if err := rc.configSets(snap, out); err != nil {
+		return built{}, err
+	}
+	secrets, err := servedSecrets(out, snap, sec)
+	if err != nil {
+		return built{}, err
+	}
+	ts, err := rc.set(resource.SecretType, secrets)
+	if err != nil {
+		return built{}, fmt.Errorf("SDS: %w", err)
+	}
+	snap.sets[resource.SecretType] = ts
+	if err := consistent(snap); err != nil {
+		return built{}, err
+	}
+	b := built{snap: snap, versions: map[string]string{}, counts: map[string]int{}}
+	for typ, ts := range snap.sets {
+		b.versions[typ], b.counts[typ] = ts.version, len(ts.items)
+	}
+	return b, nil
+}
+
+// built is one proxy's snapshot with the version and resource count of each type.
+type built struct {
+	snap     *proxySnapshot
+	versions map[string]string
+	counts   map[string]int
+}
+
+// configSets puts the CDS, EDS, LDS and RDS sets of out into snap: what proxies share
+// (out.Parts) hashed once per shared key, and only the endpoints and routes that the
+// clusters and listeners refer to.
+func (rc *resourceCache) configSets(snap *proxySnapshot, out *translate.Output) error {
 	type parts struct{ shared, own []types.Resource }
 	byType := map[string]parts{
 		resource.ClusterType:  {nil, out.Clusters},
@@ -133,7 +165,8 @@ func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache)
 		resource.ListenerType: {nil, out.Listeners},
 		resource.RouteType:    {nil, out.Routes},
 	}
-	if p := out.Parts; p != nil {
+	p := out.Parts
+	if p != nil {
 		byType = map[string]parts{
 			resource.ClusterType:  {p.SharedClusters, p.OwnClusters},
 			resource.EndpointType: {p.SharedEndpoints, nil},
@@ -144,13 +177,13 @@ func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache)
 	for typ, pt := range byType {
 		var ts *typeSet
 		var err error
-		if out.Parts != nil {
-			ts, err = rc.setParts(typ, pt.shared, pt.own)
+		if p != nil {
+			ts, err = rc.setParts(typ, p.SharedKey, pt.shared, pt.own)
 		} else {
 			ts, err = rc.set(typ, pt.own)
 		}
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", shortName(typ), err)
+			return fmt.Errorf("%s: %w", shortName(typ), err)
 		}
 		snap.sets[typ] = ts
 	}
@@ -164,10 +197,17 @@ func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache)
 	} {
 		ts, err := rc.referenced(snap.sets[dep.to], snap.sets[dep.from].refs[dep.to], dep.to)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("%s: %w", shortName(dep.to), err)
+			return fmt.Errorf("%s: %w", shortName(dep.to), err)
 		}
 		snap.sets[dep.to] = ts
 	}
+	return nil
+}
+
+// servedSecrets is the SDS secrets the configuration in snap (and out.SecretNames)
+// refers to, made from the proxy's own key material. A reference to any other name is
+// an error: Warden serves a proxy only its own identity's secrets.
+func servedSecrets(out *translate.Output, snap *proxySnapshot, sec WorkloadSecret) ([]types.Resource, error) {
 	used := map[string]bool{}
 	for _, n := range out.SecretNames {
 		used[n] = true
@@ -192,22 +232,9 @@ func buildSnapshot(out *translate.Output, sec WorkloadSecret, rc *resourceCache)
 		delete(used, SecretRoot)
 	}
 	if len(used) > 0 {
-		return nil, nil, nil, fmt.Errorf("resources refer to SDS secrets Warden does not serve: %v", sortedKeys(used))
+		return nil, fmt.Errorf("resources refer to SDS secrets Warden does not serve: %v", sortedKeys(used))
 	}
-	ts, err := rc.set(resource.SecretType, secrets)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("SDS: %w", err)
-	}
-	snap.sets[resource.SecretType] = ts
-	if err := consistent(snap); err != nil {
-		return nil, nil, nil, err
-	}
-	versions := map[string]string{}
-	counts := map[string]int{}
-	for typ, ts := range snap.sets {
-		versions[typ], counts[typ] = ts.version, len(ts.items)
-	}
-	return snap, versions, counts, nil
+	return secrets, nil
 }
 
 // consistent checks that every EDS name a cluster refers to and every RDS name a
@@ -251,7 +278,7 @@ func sortedKeys(m map[string]bool) []string {
 type resourceCache struct {
 	hashes sync.Map // types.Resource -> [32]byte
 	sds    sync.Map // types.Resource -> []string
-	slices sync.Map // sliceKey -> version of that slice
+	shared sync.Map // type URL + "|" + Parts.SharedKey -> version of that shared part
 
 	mu   sync.Mutex
 	sets map[string]*typeSet // by type URL + version
@@ -319,35 +346,29 @@ func (rc *resourceCache) set(typ string, items []types.Resource) (*typeSet, erro
 	return rc.intern(typ, v, func() []types.Resource { return items })
 }
 
-// sliceKey identifies a slice by its backing array and length: translate hands every
-// proxy with the same outbound view the very same slices.
-type sliceKey struct {
-	first *types.Resource
-	n     int
-}
-
-// sliceVersion is version(items), computed once per slice object.
-func (rc *resourceCache) sliceVersion(items []types.Resource) (string, error) {
+// sharedVersion is version(items) of the shared part named key (translate's
+// Parts.SharedKey), computed once per type and key in this cache's input.
+func (rc *resourceCache) sharedVersion(typ, key string, items []types.Resource) (string, error) {
 	if len(items) == 0 {
 		return rc.version(nil)
 	}
-	key := sliceKey{unsafe.SliceData(items), len(items)}
-	if v, ok := rc.slices.Load(key); ok {
+	k := typ + "|" + key
+	if v, ok := rc.shared.Load(k); ok {
 		return v.(string), nil
 	}
 	v, err := rc.version(items)
 	if err != nil {
 		return "", err
 	}
-	rc.slices.Store(key, v)
+	rc.shared.Store(k, v)
 	return v, nil
 }
 
 // setParts returns the interned typeSet for the union of a shared slice and a proxy's
 // own resources. The shared part is hashed once per input, not once per proxy; the
 // set's version is derived from both parts' content versions.
-func (rc *resourceCache) setParts(typ string, shared, own []types.Resource) (*typeSet, error) {
-	vs, err := rc.sliceVersion(shared)
+func (rc *resourceCache) setParts(typ, key string, shared, own []types.Resource) (*typeSet, error) {
+	vs, err := rc.sharedVersion(typ, key, shared)
 	if err != nil {
 		return nil, err
 	}

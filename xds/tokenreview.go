@@ -64,7 +64,7 @@ func identityOf(u authnv1.UserInfo) (Identity, error) {
 // for every other token, asks Kubernetes. A token is wardend's when its header names
 // ES256 and wardend's key id; those are never sent to the API server.
 type ChainAuth struct {
-	Bootstrap *TokenAuth
+	Bootstrap *BootstrapTokenAuth
 	Kube      Authenticator
 }
 

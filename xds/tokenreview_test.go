@@ -91,7 +91,7 @@ func TestChainAuthKeepsBootstrapTokensLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	kube := &recordingAuth{}
-	c := &ChainAuth{Bootstrap: &TokenAuth{Signer: signer}, Kube: kube}
+	c := &ChainAuth{Bootstrap: &BootstrapTokenAuth{Signer: signer}, Kube: kube}
 	id, err := c.Authenticate(context.Background(), ours)
 	if err != nil || id.Pod != "web-0" {
 		t.Fatalf("bootstrap token: %+v, %v", id, err)

@@ -170,7 +170,7 @@ func loadKubeTrust(ctx context.Context, o options, trustDomain string, log *slog
 		return nil, nil, err
 	}
 	auth := &xds.ChainAuth{
-		Bootstrap: &xds.TokenAuth{Signer: signer},
+		Bootstrap: &xds.BootstrapTokenAuth{Signer: signer},
 		Kube:      &xds.TokenReviewAuth{Reviews: reviews, Audience: o.kube.audience},
 	}
 	return ca, auth, nil

@@ -84,7 +84,7 @@ func TestKubeTokenReviewsAreCached(t *testing.T) {
 	if cachedTokenReviews(auth) != reviews {
 		t.Fatal("cachedTokenReviews does not find the authenticator's cache")
 	}
-	if cachedTokenReviews(&xds.TokenAuth{}) != nil {
+	if cachedTokenReviews(&xds.BootstrapTokenAuth{}) != nil {
 		t.Fatal("cachedTokenReviews found a cache in directory mode")
 	}
 	mfs, err := reg.Gather()

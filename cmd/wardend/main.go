@@ -302,7 +302,7 @@ func loadTrust(ctx context.Context, o options, trustDomain string, log *slog.Log
 	if err != nil {
 		return nil, nil, fmt.Errorf("token key: %w", err)
 	}
-	return ca, &xds.TokenAuth{Signer: signer}, nil
+	return ca, &xds.BootstrapTokenAuth{Signer: signer}, nil
 }
 
 func logDiagnostic(log *slog.Logger, d watch.Diagnostic) {
