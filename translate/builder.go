@@ -3,6 +3,8 @@ package translate
 import (
 	"time"
 
+	"github.com/wardenmesh/warden/internal/protoany"
+
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -33,7 +35,7 @@ type builder struct {
 func newBuilder(x *Index) *builder { return &builder{x: x, in: x.in} }
 
 // any packs msg for a typed_config; a failure is kept in b.err.
-func (b *builder) any(msg proto.Message) *anypb.Any { return mustAny(&b.err, msg) }
+func (b *builder) any(msg proto.Message) *anypb.Any { return protoany.Must(&b.err, msg) }
 
 func (b *builder) diag(severity string, m *watch.Meta, field, format string) {
 	b.diags = append(b.diags, watch.Diagnostic{

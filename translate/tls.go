@@ -11,7 +11,8 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// SDS secret names served by the xds package.
+// The SDS secret names, the one set: translate refers to them and xds serves exactly
+// these, made from the proxy's own identity.
 const (
 	SecretDefault = "default" // the workload's SVID and key
 	SecretRootCA  = "ROOTCA"  // the mesh trust bundle

@@ -29,4 +29,3 @@ func (a *BootstrapTokenAuth) Authenticate(_ context.Context, token string) (Iden
 	}
 	return Identity{Namespace: c.Namespace, ServiceAccount: c.ServiceAccount, Pod: c.Pod, Labels: c.Labels, IPs: c.IPs}, nil
 }
-

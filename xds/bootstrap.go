@@ -4,11 +4,11 @@ import (
 	"fmt"
 	"net"
 
+	"github.com/wardenmesh/warden/internal/protoany"
+
 	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	grpccred "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 )
 
@@ -69,7 +69,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
-	creds, err := marshalAny(&grpccred.FileBasedMetadataConfig{
+	creds, err := protoany.Marshal(&grpccred.FileBasedMetadataConfig{
 		SecretData:   &core.DataSource{Specifier: &core.DataSource_Filename{Filename: o.TokenFile}},
 		HeaderKey:    "authorization",
 		HeaderPrefix: "Bearer ",
@@ -134,12 +134,4 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 			LdsConfig: ads,
 		},
 	}, nil
-}
-
-func marshalAny(m proto.Message) (*anypb.Any, error) {
-	a := &anypb.Any{}
-	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
-		return nil, err
-	}
-	return a, nil
 }

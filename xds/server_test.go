@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenmesh/warden/translate"
+
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
@@ -80,7 +82,7 @@ func (ts *testServer) stream(t *testing.T, token string, node Identity) discover
 	}
 	md, _ := NodeMetadata(node, nil, nil, false)
 	if err := st.Send(&discovery.DiscoveryRequest{Node: &core.Node{Id: node.NodeID(), Metadata: md},
-		TypeUrl: resource.SecretType, ResourceNames: []string{SecretDefault, SecretRoot}}); err != nil && err != io.EOF {
+		TypeUrl: resource.SecretType, ResourceNames: []string{translate.SecretDefault, translate.SecretRootCA}}); err != nil && err != io.EOF {
 		// io.EOF: the server already ended the stream (a refused credential); Recv
 		// returns its status.
 		t.Fatal(err)
@@ -114,7 +116,7 @@ func TestProxyGetsOnlyItsOwnIdentity(t *testing.T) {
 		if err := r.UnmarshalTo(s); err != nil {
 			t.Fatal(err)
 		}
-		if s.GetName() == SecretDefault {
+		if s.GetName() == translate.SecretDefault {
 			sec = s
 		}
 	}

@@ -20,12 +20,6 @@ import (
 	"github.com/wardenmesh/warden/translate"
 )
 
-// Secret names every proxy is served over SDS.
-const (
-	SecretDefault = "default"
-	SecretRoot    = "ROOTCA"
-)
-
 // servedTypes are the types in every snapshot, in the order versions are reported.
 var servedTypes = []string{resource.ClusterType, resource.EndpointType, resource.ListenerType, resource.RouteType, resource.SecretType}
 
@@ -218,18 +212,18 @@ func servedSecrets(out *translate.Output, snap *proxySnapshot, sec WorkloadSecre
 		}
 	}
 	var secrets []types.Resource
-	if used[SecretDefault] {
-		secrets = append(secrets, &tlsv3.Secret{Name: SecretDefault, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+	if used[translate.SecretDefault] {
+		secrets = append(secrets, &tlsv3.Secret{Name: translate.SecretDefault, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
 			CertificateChain: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.CertChainPEM}},
 			PrivateKey:       &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.KeyPEM}},
 		}}})
-		delete(used, SecretDefault)
+		delete(used, translate.SecretDefault)
 	}
-	if used[SecretRoot] {
-		secrets = append(secrets, &tlsv3.Secret{Name: SecretRoot, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+	if used[translate.SecretRootCA] {
+		secrets = append(secrets, &tlsv3.Secret{Name: translate.SecretRootCA, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
 			TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.RootPEM}},
 		}}})
-		delete(used, SecretRoot)
+		delete(used, translate.SecretRootCA)
 	}
 	if len(used) > 0 {
 		return nil, fmt.Errorf("resources refer to SDS secrets Warden does not serve: %v", sortedKeys(used))

@@ -72,7 +72,7 @@ func TestViewsShowConnectedProxiesAndServedCertificate(t *testing.T) {
 		if err := r.UnmarshalTo(&s); err != nil {
 			t.Fatal(err)
 		}
-		if s.GetName() == SecretDefault {
+		if s.GetName() == translate.SecretDefault {
 			block, _ := pem.Decode(s.GetTlsCertificate().GetCertificateChain().GetInlineBytes())
 			if served, err = x509.ParseCertificate(block.Bytes); err != nil {
 				t.Fatal(err)

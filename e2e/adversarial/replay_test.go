@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenmesh/warden/translate"
+
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/genproto/googleapis/rpc/status"
@@ -49,7 +51,7 @@ func TestTokenReplayOnSecondStream(t *testing.T) {
 	before := w.metric(t, "warden_xds_replaced_streams_total")
 	replay := w.open(t, w.conn(t), tok, false)
 	claims := node(admin, map[string]string{"app": "web"}, []string{"10.9.0.2"})
-	if err := replay.request(claims, resource.SecretType, xds.SecretDefault, xds.SecretRoot); err != nil {
+	if err := replay.request(claims, resource.SecretType, translate.SecretDefault, translate.SecretRootCA); err != nil {
 		t.Fatal(err)
 	}
 	if err := replay.waitResponse(15 * time.Second); err != nil {
@@ -125,7 +127,7 @@ func TestSDSNamesOfOtherIdentities(t *testing.T) {
 	for _, delta := range []bool{false, true} {
 		t.Run(proto(delta), func(t *testing.T) {
 			cl := w.open(t, w.conn(t), w.token(t, web, time.Hour), delta)
-			names := []string{xds.SecretDefault, xds.SecretRoot, spiffe(admin), "spiffe://cluster.local/ns/shop/sa/admin",
+			names := []string{translate.SecretDefault, translate.SecretRootCA, spiffe(admin), "spiffe://cluster.local/ns/shop/sa/admin",
 				"kubernetes://admin-cert", "file-cert:/etc/warden/key.pem", "default/admin", "*", ""}
 			if err := cl.request(node(web, nil, nil), resource.SecretType, names...); err != nil {
 				t.Fatal(err)
@@ -241,7 +243,7 @@ func TestConnectionFloodLegitimateProxyStillSyncs(t *testing.T) {
 				c := w.conn(t)
 				for i := 0; i < 20; i++ {
 					cl := w.open(t, c, "garbage", false)
-					_ = cl.request(node(admin, nil, nil), resource.SecretType, xds.SecretDefault)
+					_ = cl.request(node(admin, nil, nil), resource.SecretType, translate.SecretDefault)
 					_ = cl.waitClosed(10 * time.Second)
 				}
 				c.Close()

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenmesh/warden/translate"
+
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -22,7 +24,7 @@ var allTypes = []string{resource.ClusterType, resource.ListenerType, resource.En
 // for the first response.
 func subscribeOwn(t *testing.T, cl *client, ident xds.Identity) {
 	t.Helper()
-	if err := cl.request(node(ident, nil, nil), resource.SecretType, xds.SecretDefault, xds.SecretRoot); err != nil {
+	if err := cl.request(node(ident, nil, nil), resource.SecretType, translate.SecretDefault, translate.SecretRootCA); err != nil {
 		t.Fatal(err)
 	}
 	if err := cl.waitResponse(15 * time.Second); err != nil {
@@ -80,7 +82,7 @@ func TestTokensThatProveNothingGetNothing(t *testing.T) {
 	for name, tok := range cases {
 		t.Run(name, func(t *testing.T) {
 			cl := w.open(t, c, tok, false)
-			_ = cl.request(node(admin, nil, nil), resource.SecretType, xds.SecretDefault)
+			_ = cl.request(node(admin, nil, nil), resource.SecretType, translate.SecretDefault)
 			err := cl.waitClosed(15 * time.Second)
 			if status.Code(err) != codes.Unauthenticated {
 				t.Fatalf("stream ended with %v, want Unauthenticated", err)
@@ -137,7 +139,7 @@ func TestNodeSwitchOnLaterRequest(t *testing.T) {
 				subscribeOwn(t, cl, web)
 				names := []string(nil)
 				if typ == resource.SecretType {
-					names = []string{xds.SecretDefault}
+					names = []string{translate.SecretDefault}
 				}
 				if err := cl.request(node(admin, nil, nil), typ, names...); err != nil {
 					t.Fatal(err)

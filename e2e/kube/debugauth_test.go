@@ -18,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenmesh/warden/translate"
+
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	statusv3 "github.com/envoyproxy/go-control-plane/envoy/service/status/v3"
@@ -332,7 +334,7 @@ func connectProxy(t *testing.T, ctx context.Context, addr string, roots *x509.Ce
 		t.Fatal(err)
 	}
 	if err := st.Send(&discovery.DiscoveryRequest{Node: &core.Node{Id: id.NodeID(), Metadata: md},
-		TypeUrl: resource.SecretType, ResourceNames: []string{xds.SecretDefault, xds.SecretRoot}}); err != nil {
+		TypeUrl: resource.SecretType, ResourceNames: []string{translate.SecretDefault, translate.SecretRootCA}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := st.Recv(); err != nil {

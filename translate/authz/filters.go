@@ -3,6 +3,8 @@ package authz
 import (
 	"slices"
 
+	"github.com/wardenmesh/warden/internal/protoany"
+
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
@@ -10,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 
-	"github.com/wardenmesh/warden/translate/internal/shared"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -20,7 +21,7 @@ type filterBuilder struct {
 	err error
 }
 
-func (b *filterBuilder) any(msg proto.Message) *anypb.Any { return shared.MustAny(&b.err, msg) }
+func (b *filterBuilder) any(msg proto.Message) *anypb.Any { return protoany.Must(&b.err, msg) }
 
 // customProviders lists, sorted, the providers of the valid CUSTOM policies.
 func customProviders(pols []*authzPolicy) []string {

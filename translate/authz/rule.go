@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/wardenmesh/warden/internal/protoany"
+
 	uritemplate "github.com/envoyproxy/go-control-plane/envoy/extensions/path/match/uri_template/v3"
 	security "istio.io/api/security/v1beta1"
 
@@ -438,7 +440,7 @@ func pathValue(v string) ([]*pred, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := shared.MarshalAny(&uritemplate.UriTemplateMatchConfig{PathTemplate: tmpl})
+	cfg, err := protoany.Marshal(&uritemplate.UriTemplateMatchConfig{PathTemplate: tmpl})
 	if err != nil {
 		return nil, err
 	}
