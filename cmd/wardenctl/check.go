@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/wardenmesh/warden/translate"
 	"github.com/wardenmesh/warden/translate/authz"
@@ -18,11 +17,12 @@ import (
 
 func newCheckCmd() *cobra.Command {
 	var (
-		req                 authz.CheckRequest
-		headers             []string
-		claims              string
-		server, output, dir string
-		timeout             time.Duration
+		req         authz.CheckRequest
+		headers     []string
+		claims      string
+		server, dir string
+		output      *outputFormat
+		timeout     time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "check POD.NAMESPACE",
@@ -38,6 +38,9 @@ answer is what Envoy does. With --config-dir the evaluation runs offline on mani
   wardenctl check httpbin.foo --from-pod sleep.foo --header x-token=abc --claims '{"iss":"https://idp","sub":"u1"}'`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := output.check(); err != nil {
+				return err
+			}
 			if _, _, ok := strings.Cut(args[0], "."); !ok {
 				return fmt.Errorf("%q: want POD.NAMESPACE", args[0])
 			}
@@ -81,7 +84,7 @@ answer is what Envoy does. With --config-dir the evaluation runs offline on mani
 	f.StringVar(&claims, "claims", "", "payload of a verified JWT, as JSON")
 	f.StringVar(&server, "server", defaultDebugAddr(), "wardend debug address, host:port (loopback HTTP) or https://host:port")
 	f.StringVar(&dir, "config-dir", "", "evaluate offline from the manifests in this directory instead of asking wardend")
-	f.StringVarP(&output, "output", "o", "text", "output format: text, json or yaml")
+	output = addOutputFlag(f, "text")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
 	return cmd
 }
@@ -114,23 +117,12 @@ func checkOffline(dir, proxy string, req authz.CheckRequest) (authz.CheckResult,
 	return translate.Check(in, translate.Proxy{ID: proxy, Namespace: ns, Pod: pod}, req), nil
 }
 
-func printCheck(w io.Writer, output string, req authz.CheckRequest, res authz.CheckResult) error {
-	switch output {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		return enc.Encode(res)
-	case "yaml":
-		b, err := yaml.Marshal(res)
-		if err != nil {
-			return err
-		}
-		_, err = w.Write(b)
-		return err
-	case "text", "":
-	default:
-		return fmt.Errorf("-o %s: want text, json or yaml", output)
-	}
+func printCheck(w io.Writer, output *outputFormat, req authz.CheckRequest, res authz.CheckResult) error {
+	return output.print(w, res, func() error { printCheckText(w, req, res); return nil })
+}
+
+// printCheckText is check's human-readable form.
+func printCheckText(w io.Writer, req authz.CheckRequest, res authz.CheckResult) {
 	decision := res.Decision
 	if len(res.Custom) > 0 && decision == "ALLOW" {
 		decision = "ALLOW (if the CUSTOM provider allows)"
@@ -171,5 +163,4 @@ func printCheck(w io.Writer, output string, req authz.CheckRequest, res authz.Ch
 	for _, p := range res.Problems {
 		fmt.Fprintf(w, "  problem:   %s\n", p)
 	}
-	return nil
 }

@@ -16,8 +16,9 @@ import (
 
 func newDescribeCmd() *cobra.Command {
 	var (
-		server, output string
-		timeout        time.Duration
+		server  string
+		output  *outputFormat
+		timeout time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "describe POD.NAMESPACE",
@@ -29,23 +30,19 @@ RequestAuthentication that applies (with the rules enforced on HTTP and on TCP p
 the DestinationRules that shape its outbound TLS, and the problems with those objects.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := output.check(); err != nil {
 				return err
 			}
 			var d translate.WorkloadDescription
 			if err := viewFetch(server, "/debug/describe?pod="+url.QueryEscape(args[0]), timeout, &d); err != nil {
 				return err
 			}
-			if output == "table" || output == "" {
-				printDescription(cmd.OutOrStdout(), d)
-				return nil
-			}
-			return viewEncode(cmd.OutOrStdout(), output, d)
+			return output.print(cmd.OutOrStdout(), d, func() error { printDescription(cmd.OutOrStdout(), d); return nil })
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&server, "server", defaultDebugAddr(), "wardend's debug address, host:port (loopback HTTP) or https://host:port")
-	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	output = addOutputFlag(f, "table")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
 	return cmd
 }
@@ -161,13 +158,4 @@ func ruleList(idx []int, total int) string {
 		s[i] = strconv.Itoa(v)
 	}
 	return "rules " + strings.Join(s, ",") + " of " + strconv.Itoa(total)
-}
-
-// checkOutput rejects an unknown -o before asking wardend.
-func checkOutput(format string) error {
-	switch format {
-	case "", "table", "json", "yaml":
-		return nil
-	}
-	return fmt.Errorf("-o %s: want table, json or yaml", format)
 }

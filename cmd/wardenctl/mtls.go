@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/url"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/wardenmesh/warden/translate"
 	"github.com/wardenmesh/warden/xds"
@@ -18,9 +16,10 @@ import (
 
 func newMTLSCmd() *cobra.Command {
 	var (
-		server, output, namespace string
-		all                       bool
-		timeout                   time.Duration
+		server, namespace string
+		output            *outputFormat
+		all               bool
+		timeout           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "mtls",
@@ -33,7 +32,7 @@ A workload without a sidecar enforces nothing whatever its mode; an ingress gate
 listeners come from Gateway servers, not from PeerAuthentication.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := checkOutput(output); err != nil {
+			if err := output.check(); err != nil {
 				return err
 			}
 			ns := namespace
@@ -45,8 +44,7 @@ listeners come from Gateway servers, not from PeerAuthentication.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			switch output {
-			case "table", "":
+			return output.print(w, resp.Workloads, func() error {
 				if len(resp.Workloads) == 0 {
 					where := "namespace " + ns
 					if ns == "" {
@@ -57,14 +55,12 @@ listeners come from Gateway servers, not from PeerAuthentication.`,
 				}
 				printMTLSTable(w, resp.Workloads)
 				return nil
-			default:
-				return viewEncode(w, output, resp.Workloads)
-			}
+			})
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&server, "server", defaultDebugAddr(), "wardend's debug address, host:port (loopback HTTP) or https://host:port")
-	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	output = addOutputFlag(f, "table")
 	f.StringVarP(&namespace, "namespace", "n", "default", "namespace of the workloads")
 	f.BoolVarP(&all, "all-namespaces", "A", false, "workloads of every namespace")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
@@ -132,23 +128,4 @@ func viewFetch(server, path string, timeout time.Duration, v any) error {
 		return err
 	}
 	return c.getJSON(path, v)
-}
-
-// viewEncode writes v as JSON or YAML.
-func viewEncode(w io.Writer, format string, v any) error {
-	switch format {
-	case "json":
-		enc := json.NewEncoder(w)
-		enc.SetIndent("", "  ")
-		enc.SetEscapeHTML(false)
-		return enc.Encode(v)
-	case "yaml":
-		b, err := yaml.Marshal(v)
-		if err != nil {
-			return fmt.Errorf("encode yaml: %w", err)
-		}
-		_, err = w.Write(b)
-		return err
-	}
-	return fmt.Errorf("-o %s: want table, json or yaml", format)
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -10,17 +9,17 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
 
 	"github.com/wardenmesh/warden/xds"
 )
 
 func newStatusCmd() *cobra.Command {
 	var (
-		servers                   []string
-		output, envoyAdmin, dumpF string
-		failUnsynced              bool
-		timeout                   time.Duration
+		servers           []string
+		envoyAdmin, dumpF string
+		output            *outputFormat
+		failUnsynced      bool
+		timeout           time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "status [POD.NAMESPACE]",
@@ -75,26 +74,11 @@ wardend intends with what that Envoy actually holds.`,
 				}
 			}
 			w := cmd.OutOrStdout()
-			switch output {
-			case "json":
-				enc := json.NewEncoder(w)
-				enc.SetIndent("", "  ")
-				var v any = jsonRows(proxies)
-				if diffs != nil {
-					v = map[string]any{"proxy": jsonRows(proxies)[0], "diff": diffs}
-				}
-				if err := enc.Encode(v); err != nil {
-					return err
-				}
-			case "yaml":
-				b, err := yaml.Marshal(jsonRows(proxies))
-				if err != nil {
-					return err
-				}
-				if _, err := w.Write(b); err != nil {
-					return err
-				}
-			case "table", "":
+			var v any = jsonRows(proxies)
+			if diffs != nil {
+				v = map[string]any{"proxy": jsonRows(proxies)[0], "diff": diffs}
+			}
+			if err := output.print(w, v, func() error {
 				if len(args) == 1 {
 					printDetail(w, proxies[0])
 					if diffs != nil {
@@ -109,8 +93,9 @@ wardend intends with what that Envoy actually holds.`,
 						fmt.Fprintf(w, "  %s: %s\n", strings.ToUpper(d.Severity), d.String())
 					}
 				}
-			default:
-				return fmt.Errorf("-o %s: want table, json or yaml", output)
+				return nil
+			}); err != nil {
+				return err
 			}
 			if failUnsynced {
 				var bad []string
@@ -135,7 +120,7 @@ wardend intends with what that Envoy actually holds.`,
 	f.StringSliceVar(&servers, "server", []string{defaultDebugAddr()}, "wardend debug address(es), host:port (loopback HTTP) or https://host:port (with --kubeconfig or --token); several for several replicas")
 	f.StringVar(&envoyAdmin, "envoy-admin", "", "with POD.NAMESPACE: the proxy's Envoy admin URL, to compare its config_dump with wardend's intent")
 	f.StringVar(&dumpF, "envoy-config-dump", "", "with POD.NAMESPACE: a saved Envoy config_dump (with ?include_eds) to compare, - for stdin")
-	f.StringVarP(&output, "output", "o", "table", "output format: table, json or yaml")
+	output = addOutputFlag(f, "table")
 	f.BoolVar(&failUnsynced, "fail-unsynced", false, "exit with code 3 when any proxy is not SYNCED")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
 	return cmd
