@@ -3,6 +3,8 @@ package translate
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -16,8 +18,9 @@ import (
 	"github.com/wardenmesh/warden/watch"
 )
 
-// FuzzTranslate fuzzes the YAML of a golden case (seeds: translate/testdata/*.in.yaml
-// and rejected-policy variants in testdata/fuzz/FuzzTranslate). The proxy is the
+// FuzzTranslate fuzzes the YAML of a golden case (seeds: every translate/testdata/*.in.yaml,
+// read when the test runs so that a new golden is a new seed, and rejected-policy
+// variants in testdata/fuzz/FuzzTranslate). The proxy is the
 // "# proxy:" header, else the first workload, else a bare sidecar. Properties: no
 // panic; the output is the same from a fresh Index and from a reused one (twice);
 // every resource passes ValidateAll; and fail closed: when the decoder rejected an
@@ -27,6 +30,7 @@ import (
 // RBAC DENY policy for it, or the listener is absent (nothing is served); and a
 // rejected PeerAuthentication in the sidecar's scope leaves no plaintext chain.
 func FuzzTranslate(f *testing.F) {
+	addGoldenSeeds(f, "testdata")
 	f.Add([]byte("# proxy: web-0.default\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bad}\nspec: {action: DENYY}\n"))
 	f.Add([]byte("# proxy: gw-0.istio-system gateway\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bad, namespace: istio-system}\nspec: {rules: [{to: [{operation: {methodz: [GET]}}]}]}\n"))
 	f.Add([]byte("# proxy: web-0.default\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: default}\nspec: {containers: [{name: a, image: x, ports: [{containerPort: 80}]}]}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: ok, namespace: default}\nspec: {mtls: {mode: DISABLE}}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: bad, namespace: default}\nspec: {mtls: {mode: STRIKT}}\n"))
@@ -161,4 +165,20 @@ func deniesAll(r *rbacv3.RBAC, key string) bool {
 		anyPrin = anyPrin || prin.GetAny()
 	}
 	return anyPerm && anyPrin
+}
+
+// addGoldenSeeds adds every golden input of translate (dir is translate/testdata seen
+// from the test's package) to f's seed corpus; it fails when there is none.
+func addGoldenSeeds(f *testing.F, dir string) {
+	paths, err := filepath.Glob(filepath.Join(dir, "*.in.yaml"))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no golden inputs in %s: %v", dir, err)
+	}
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 }

@@ -2,6 +2,8 @@ package watch
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -16,13 +18,25 @@ const fuzzPath = "mesh/fuzz.yaml"
 var docLevel = []string{"read document: ", "invalid YAML: ", "document is not an object"}
 
 // FuzzDecodeFile feeds arbitrary files to the strict decoder every mode uses. Seeds
-// (testdata/fuzz/FuzzDecodeFile) are the golden inputs of translate/testdata, the
-// inline manifests of e2e/scenarios and the YAML of shared/fixtures. Properties: no
+// are every golden input of translate/testdata (read when the test runs, so a new golden
+// is a new seed) and, in testdata/fuzz/FuzzDecodeFile, the inline manifests of
+// e2e/scenarios and the YAML of shared/fixtures. Properties: no
 // panic; every diagnostic names the file, a document and a kind or field (unless the
 // document is not an object); every object names its file, a known kind and a name,
 // namespaced exactly when its kind is; decoding is deterministic; Build of the
 // result is deterministic and does not depend on object order.
 func FuzzDecodeFile(f *testing.F) {
+	goldens, err := filepath.Glob(filepath.Join("..", "translate", "testdata", "*.in.yaml"))
+	if err != nil || len(goldens) == 0 {
+		f.Fatalf("no golden inputs in translate/testdata: %v", err)
+	}
+	for _, p := range goldens {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(data)
+	}
 	for _, s := range []string{
 		"",
 		"---\n---\n",

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +16,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/wardenmesh/warden/watch"
 )
 
 // fuzzNodeSeed is a node as `wardenctl bootstrap` writes it, proto-encoded.
@@ -40,6 +44,29 @@ func fuzzNodeSeed(f *testing.F, id Identity, nodeID string, labels map[string]st
 	return b
 }
 
+// goldenWorkloads are the workloads of every golden input of translate/testdata (read
+// when the test runs): the identities, labels and IPs the node fuzzers start from.
+func goldenWorkloads(f *testing.F) []*watch.Workload {
+	f.Helper()
+	paths, err := filepath.Glob(filepath.Join("..", "translate", "testdata", "*.in.yaml"))
+	if err != nil || len(paths) == 0 {
+		f.Fatalf("no golden inputs in translate/testdata: %v", err)
+	}
+	var out []*watch.Workload
+	for _, p := range paths {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
+		}
+		objs, diags := watch.DecodeFile(p, data)
+		out = append(out, watch.Build(objs, diags).Workloads...)
+	}
+	if len(out) == 0 {
+		f.Fatal("the golden inputs hold no workload")
+	}
+	return out
+}
+
 // FuzzCheckNode decodes a core.Node from the fuzz bytes (or, when they are not a
 // node, uses them as the node id) and checks it against an identity. checkNode
 // accepts exactly when the node id is the identity's NodeID and no string value of
@@ -51,6 +78,14 @@ func FuzzCheckNode(f *testing.F) {
 	ips := []string{"10.0.0.2", "fd00::2"}
 	add := func(node []byte, id Identity, derive bool) {
 		f.Add(node, id.Namespace, id.ServiceAccount, id.Pod, derive)
+	}
+	for _, w := range goldenWorkloads(f) {
+		id := Identity{Namespace: w.Namespace, ServiceAccount: w.ServiceAccount, Pod: w.PodName}
+		var wips []string
+		if w.IP != "" {
+			wips = []string{w.IP}
+		}
+		add(fuzzNodeSeed(f, id, w.PodName+"."+w.Namespace, w.PodLabels, wips, w.Gateway, nil), id, false)
 	}
 	add(fuzzNodeSeed(f, web, "web-0.shop", labels, ips, false, nil), web, false)
 	add(fuzzNodeSeed(f, web, "web-0.shop", labels, ips, false, nil), web, true)
@@ -126,6 +161,14 @@ func FuzzCheckNode(f *testing.F) {
 // FuzzNodeMetadata: what NodeMetadata writes for an identity, sent as the node of
 // that identity, is always accepted and parses back to the same labels, IPs and type.
 func FuzzNodeMetadata(f *testing.F) {
+	for _, w := range goldenWorkloads(f) {
+		k, v := "", ""
+		for _, lk := range slices.Sorted(maps.Keys(w.PodLabels)) {
+			k, v = lk, w.PodLabels[lk]
+			break
+		}
+		f.Add(w.Namespace, w.ServiceAccount, w.PodName, k, v, w.IP, w.Gateway)
+	}
 	f.Add("shop", "web", "web-0", "app", "web", "10.0.0.2", false)
 	f.Add("istio-system", "istio-ingressgateway", "gw-0", "istio", "ingressgateway", "10.0.0.9,fd00::9", true)
 	f.Add("a.b", "sa", "p", "", "", "", false)
