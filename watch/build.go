@@ -52,13 +52,13 @@ func Build(objs []Object, diags []Diagnostic) *Input {
 // dedupe keeps the first object of each kind/namespace/name and sorts the result by
 // that key.
 func dedupe(objs []Object, diags *[]Diagnostic) []Object {
-	seen := make(map[objectKey]Source, len(objs))
+	seen := make(map[objectKey]Location, len(objs))
 	out := make([]Object, 0, len(objs))
 	for _, o := range objs {
 		k := keyOf(&o.Meta)
 		if first, dup := seen[k]; dup {
 			msg := fmt.Sprintf("duplicate definition ignored; first defined at %s", first)
-			*diags = append(*diags, diagFor(&o.Meta, SeverityError, "", msg))
+			*diags = append(*diags, DiagnosticFor(&o.Meta, SeverityError, "", msg))
 			continue
 		}
 		seen[k] = o.Source
@@ -79,7 +79,7 @@ func meshOf(objs []Object, diags *[]Diagnostic) *meshv1alpha1.MeshConfig {
 		}
 		mc, fe := decodeMesh(cm.Data[meshDataKey])
 		if fe != nil {
-			*diags = append(*diags, diagFor(&o.Meta, SeverityError, fe.Field, fe.Message+"; using the default mesh config"))
+			*diags = append(*diags, DiagnosticFor(&o.Meta, SeverityError, fe.Field, fe.Message+"; using the default mesh config"))
 			break
 		}
 		return mc

@@ -32,9 +32,9 @@ func DecodeFile(path string, data []byte) ([]Object, []Diagnostic) {
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		src := Source{File: path, Doc: doc}
+		src := Location{File: path, Doc: doc}
 		if err != nil {
-			diags = append(diags, Diagnostic{Severity: SeverityError, Source: src, Message: "read document: " + err.Error()})
+			diags = append(diags, LocationDiagnostic(src, SeverityError, "read document: "+err.Error()))
 			break
 		}
 		o, d := decodeDocument(src, chunk)
@@ -44,10 +44,10 @@ func DecodeFile(path string, data []byte) ([]Object, []Diagnostic) {
 	return objs, diags
 }
 
-func decodeDocument(src Source, chunk []byte) ([]Object, []Diagnostic) {
+func decodeDocument(src Location, chunk []byte) ([]Object, []Diagnostic) {
 	data, err := sigyaml.YAMLToJSONStrict(chunk)
 	if err != nil {
-		d := Diagnostic{Severity: SeverityError, Source: src, Message: "invalid YAML: " + cleanYAMLError(err)}
+		d := LocationDiagnostic(src, SeverityError, "invalid YAML: "+cleanYAMLError(err))
 		identify(&d, chunk)
 		return nil, []Diagnostic{d}
 	}
@@ -58,10 +58,10 @@ func decodeDocument(src Source, chunk []byte) ([]Object, []Diagnostic) {
 }
 
 // decodeJSON decodes one object (or a List of them) given as JSON.
-func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
+func decodeJSON(src Location, data []byte) ([]Object, []Diagnostic) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, []Diagnostic{{Severity: SeverityError, Source: src, Message: "document is not an object"}}
+		return nil, []Diagnostic{LocationDiagnostic(src, SeverityError, "document is not an object")}
 	}
 	var head struct {
 		APIVersion string `json:"apiVersion"`
@@ -82,18 +82,18 @@ func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
 	switch {
 	case headErr != nil:
 		field, msg := jsonFieldError("", headErr) // e.g. `name: y`, a boolean in YAML 1.1
-		return nil, []Diagnostic{diagFor(&m, SeverityError, field, msg)}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, field, msg)}
 	case m.Kind == "":
-		return nil, []Diagnostic{diagFor(&m, SeverityError, "kind", "missing kind")}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, "kind", "missing kind")}
 	case m.APIVersion == "":
-		return nil, []Diagnostic{diagFor(&m, SeverityError, "apiVersion", "missing apiVersion")}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, "apiVersion", "missing apiVersion")}
 	case m.Kind == "List" && m.APIVersion == "v1":
 		return decodeList(src, raw["items"])
 	}
 	info, ok := lookupKind(m.APIVersion, m.Kind)
 	if !ok {
 		msg := fmt.Sprintf("unknown kind %s (%s), skipped", m.Kind, m.APIVersion)
-		return nil, []Diagnostic{diagFor(&m, SeverityWarning, "", msg)}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityWarning, "", msg)}
 	}
 	if info.namespaced && m.Namespace == "" {
 		m.Namespace = defaultNamespace
@@ -102,7 +102,7 @@ func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
 		m.Namespace = ""
 	}
 	if m.Name == "" {
-		return nil, []Diagnostic{diagFor(&m, SeverityError, "metadata.name", "missing name")}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, "metadata.name", "missing name")}
 	}
 	var (
 		obj   Object
@@ -121,10 +121,10 @@ func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
 	return []Object{obj}, diags
 }
 
-func decodeList(src Source, items json.RawMessage) ([]Object, []Diagnostic) {
+func decodeList(src Location, items json.RawMessage) ([]Object, []Diagnostic) {
 	var list []json.RawMessage
 	if err := json.Unmarshal(items, &list); err != nil && len(items) > 0 {
-		return nil, []Diagnostic{{Severity: SeverityError, Source: src, Kind: "List", Field: "items", Message: "invalid value (want list)"}}
+		return nil, []Diagnostic{DiagnosticFor(&Meta{Kind: "List", Source: src}, SeverityError, "items", "invalid value (want list)")}
 	}
 	var (
 		objs  []Object

@@ -35,7 +35,7 @@ spec:
 		t.Fatalf("objects = %v, want only the Namespace", objs)
 	}
 	want := []Diagnostic{{
-		Severity: "error", Source: Source{File: "ch9/strict.yaml", Doc: 2},
+		Severity: "error", Source: Location{File: "ch9/strict.yaml", Doc: 2},
 		Kind: "PeerAuthentication", Namespace: "istio-system", Name: "default",
 		Field: "spec.mtls.mode", Message: `invalid value "STRICTT" (want UNSET, DISABLE, PERMISSIVE, STRICT)`,
 	}}
@@ -142,7 +142,7 @@ metadata: {namespace: ns}
 			if errs[0].Field != tt.field || errs[0].Message != tt.message {
 				t.Errorf("got field %q message %q, want %q %q", errs[0].Field, errs[0].Message, tt.field, tt.message)
 			}
-			if errs[0].Source != (Source{File: "test.yaml", Doc: 0}) || errs[0].Kind == "" {
+			if errs[0].Source != (Location{File: "test.yaml", Doc: 0}) || errs[0].Kind == "" {
 				t.Errorf("diagnostic lacks identity: %+v", errs[0])
 			}
 		})

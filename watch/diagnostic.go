@@ -57,8 +57,10 @@ func ref(kind, namespace, name string) string {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// diagFor starts a Diagnostic about the object described by m.
-func diagFor(m *Meta, severity, field, msg string) Diagnostic {
+// DiagnosticFor is the one constructor of a Diagnostic about an object (decoding,
+// retention, duplicates, translation): it names the object m describes, where it was
+// read, and the field.
+func DiagnosticFor(m *Meta, severity, field, msg string) Diagnostic {
 	return Diagnostic{
 		Severity:  severity,
 		Source:    m.Source,
@@ -68,6 +70,12 @@ func diagFor(m *Meta, severity, field, msg string) Diagnostic {
 		Field:     field,
 		Message:   msg,
 	}
+}
+
+// LocationDiagnostic is a Diagnostic about a file or a document whose object cannot
+// be named (unreadable, not YAML, too large).
+func LocationDiagnostic(loc Location, severity, msg string) Diagnostic {
+	return DiagnosticFor(&Meta{Source: loc}, severity, "", msg)
 }
 
 func compareDiagnostics(a, b Diagnostic) int {

@@ -42,7 +42,7 @@ func RetainLastGood(prev *Input, objs []Object, diags []Diagnostic) ([]Object, [
 		objs = append(objs, o)
 		present[k] = true
 		msg := fmt.Sprintf("new version rejected (%s); serving the last good version", cause.Source)
-		diags = append(diags, diagFor(&o.Meta, SeverityWarning, "", msg))
+		diags = append(diags, DiagnosticFor(&o.Meta, SeverityWarning, "", msg))
 	}
 	return objs, diags
 }
