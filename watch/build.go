@@ -57,7 +57,7 @@ func dedupe(objs []Object, diags *[]Diagnostic) []Object {
 	for _, o := range objs {
 		k := keyOf(&o.Meta)
 		if first, dup := seen[k]; dup {
-			msg := fmt.Sprintf("duplicate definition ignored; first defined at %s", first)
+			msg := fmt.Sprintf("already defined at %s; this definition is ignored", first)
 			*diags = append(*diags, DiagnosticFor(&o.Meta, SeverityError, "", msg))
 			continue
 		}

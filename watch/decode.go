@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 
@@ -17,15 +16,24 @@ import (
 // kubectl apply without -n.
 const defaultNamespace = "default"
 
+// emptyFileMessage warns about a file with no content: often a file being rewritten
+// in place (truncated, not yet written). RetainLastGood keeps the objects it served.
+const emptyFileMessage = "empty file (being written?); objects it defined keep serving until it has content or is deleted"
+
 // DecodeFile decodes every YAML (or JSON) document of one file. path only names the
 // file in Sources and Diagnostics. Empty documents are skipped; `kind: List` documents
 // contribute their items. Objects with errors are left out and reported with a
-// Diagnostic of severity "error"; unknown kinds are reported as warnings and skipped.
+// Diagnostic of severity "error"; kinds Warden does not read are reported as warnings
+// and skipped, except near misses of the kinds it reads (see unknownKind), which are
+// errors.
 func DecodeFile(path string, data []byte) ([]Object, []Diagnostic) {
 	var (
 		objs  []Object
 		diags []Diagnostic
 	)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, []Diagnostic{LocationDiagnostic(Location{File: path, Doc: -1}, SeverityWarning, emptyFileMessage)}
+	}
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for doc := 0; ; doc++ {
 		chunk, err := reader.Read()
@@ -92,8 +100,7 @@ func decodeJSON(src Location, data []byte) ([]Object, []Diagnostic) {
 	}
 	info, ok := lookupKind(m.APIVersion, m.Kind)
 	if !ok {
-		msg := fmt.Sprintf("unknown kind %s (%s), skipped", m.Kind, m.APIVersion)
-		return nil, []Diagnostic{DiagnosticFor(&m, SeverityWarning, "", msg)}
+		return nil, []Diagnostic{unknownKind(&m)}
 	}
 	if info.namespaced && m.Namespace == "" {
 		m.Namespace = defaultNamespace
