@@ -2,8 +2,6 @@ package watch
 
 import (
 	"cmp"
-	"context"
-	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
@@ -94,29 +92,4 @@ func compareDiagnostics(a, b Diagnostic) int {
 // sameDiagnostics reports whether two diagnostic lists say the same thing.
 func sameDiagnostics(a, b []Diagnostic) bool {
 	return slices.Equal(a, b)
-}
-
-// LogNew logs, at error or warning level, each Diagnostic of in that prev did not
-// already have, so a problem is reported once, not at every reload.
-func LogNew(log *slog.Logger, prev, in *Input) {
-	seen := map[string]bool{}
-	if prev != nil {
-		for _, d := range prev.Diagnostics {
-			seen[d.String()] = true
-		}
-	}
-	for _, d := range in.Diagnostics {
-		if seen[d.String()] {
-			continue
-		}
-		level := slog.LevelWarn
-		if d.IsError() {
-			level = slog.LevelError
-		}
-		attrs := []any{"kind", d.Kind, "namespace", d.Namespace, "name", d.Name, "field", d.Field}
-		if d.Source.File != "" {
-			attrs = append(attrs, "file", d.Source.File, "doc", d.Source.Doc)
-		}
-		log.Log(context.Background(), level, d.Message, attrs...)
-	}
 }

@@ -144,16 +144,16 @@ func (w *DirWatcher) load(prev *Input) (*Input, error) {
 	if prev != nil && in.Version == prev.Version && sameDiagnostics(in.Diagnostics, prev.Diagnostics) {
 		return nil, nil
 	}
-	w.logChanges(prev, in)
+	w.logChanges(in)
 	w.mu.Lock()
 	w.current = in
 	w.mu.Unlock()
 	return in, nil
 }
 
-// logChanges logs the new Input and each Diagnostic that was not already reported.
-func (w *DirWatcher) logChanges(prev, in *Input) {
-	LogNew(w.log, prev, in)
+// logChanges logs the new Input; its diagnostics are logged by whoever serves it
+// (wardend's xDS server), once, with translation's.
+func (w *DirWatcher) logChanges(in *Input) {
 	w.log.Info("configuration loaded", "dir", w.dir, "version", in.Version,
 		"objects", len(in.objects), "diagnostics", len(in.Diagnostics),
 		"rejected", len(in.Rejected), "stale", len(in.Stale))

@@ -106,6 +106,16 @@ func unknownKind(m *Meta) Diagnostic {
 	return DiagnosticFor(m, SeverityWarning, "", fmt.Sprintf("unknown kind %s (%s), skipped", m.Kind, m.APIVersion))
 }
 
+// IsKnownKind reports whether Warden reads objects of this kind (in any API group).
+func IsKnownKind(kind string) bool {
+	for _, kinds := range kindsByAPIVersion {
+		if _, ok := kinds[kind]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 func servedAPIVersions() []string {
 	return slices.Sorted(maps.Keys(kindsByAPIVersion))
 }
