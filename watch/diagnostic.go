@@ -2,7 +2,6 @@ package watch
 
 import (
 	"cmp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -87,9 +86,4 @@ func compareDiagnostics(a, b Diagnostic) int {
 		cmp.Compare(a.Message, b.Message),
 		cmp.Compare(a.Severity, b.Severity),
 	)
-}
-
-// sameDiagnostics reports whether two diagnostic lists say the same thing.
-func sameDiagnostics(a, b []Diagnostic) bool {
-	return slices.Equal(a, b)
 }

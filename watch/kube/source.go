@@ -114,28 +114,12 @@ func (s *Source) Run(ctx context.Context, out chan<- *watch.Input) error {
 		return nil
 	}
 
-	deb := watch.Debouncer{HoldOff: s.holdOff, MaxWait: s.maxWait}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-			timer.Reset(time.Until(deb.Event(time.Now())))
-		case <-timer.C:
-			deb.Fired()
-			prev := s.Current()
-			in := s.rebuild(dec, ev, f, prev)
-			if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
-				continue
-			}
-			if !send(ctx, out, in) {
-				return nil
-			}
-		}
-	}
+	err = watch.DebounceLoop(ctx, s.holdOff, s.maxWait, changed, func() bool {
+		prev := s.Current()
+		in := s.rebuild(dec, ev, f, prev)
+		return watch.Unchanged(prev, in) || send(ctx, out, in)
+	})
+	return err
 }
 
 // waitForSync blocks until every informer has listed its kind once, logging the ones
@@ -182,10 +166,8 @@ func (s *Source) rebuild(dec *decoder, ev *eventer, f *factories, prev *watch.In
 // logChanges logs the new version; the diagnostics are logged by whoever serves the
 // Input (wardend's xDS server), once, with translation's.
 func (s *Source) logChanges(prev, in *watch.Input) {
-	if prev != nil {
-		if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
-			return
-		}
+	if watch.Unchanged(prev, in) {
+		return
 	}
 	s.log.Info("configuration built from the API server", "version", in.Version,
 		"diagnostics", len(in.Diagnostics), "rejected", len(in.Rejected), "stale", len(in.Stale))
