@@ -2,6 +2,7 @@ package watch
 
 import (
 	"bufio"
+	"fmt"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -52,7 +53,17 @@ func DecodeFile(path string, data []byte) ([]Object, []Diagnostic) {
 	return objs, diags
 }
 
+// MaxObjectBytes is the largest document (one object, as YAML or JSON) the decoder
+// accepts: etcd's default request limit, the largest object a Kubernetes API server
+// stores. A larger document is rejected before it is parsed, so one oversized object
+// cannot stall every reload; its file's last good objects keep serving.
+const MaxObjectBytes = 1536 * 1024
+
 func decodeDocument(src Location, chunk []byte) ([]Object, []Diagnostic) {
+	if len(chunk) > MaxObjectBytes {
+		msg := fmt.Sprintf("document is %d bytes, over the %d-byte object limit", len(chunk), MaxObjectBytes)
+		return nil, []Diagnostic{LocationDiagnostic(src, SeverityError, msg)}
+	}
 	data, err := sigyaml.YAMLToJSONStrict(chunk)
 	if err != nil {
 		d := LocationDiagnostic(src, SeverityError, "invalid YAML: "+cleanYAMLError(err))

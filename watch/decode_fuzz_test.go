@@ -13,7 +13,7 @@ const fuzzPath = "mesh/fuzz.yaml"
 
 // docLevel are the messages of diagnostics about a document that is not an object
 // at all, so it has no kind or field to name.
-var docLevel = []string{"read document: ", "invalid YAML: ", "document is not an object", emptyFileMessage}
+var docLevel = []string{"read document: ", "invalid YAML: ", "document is not an object", "document is ", emptyFileMessage}
 
 // FuzzDecodeFile feeds arbitrary files to the strict decoder every mode uses. Seeds
 // (testdata/fuzz/FuzzDecodeFile) are the golden inputs of translate/testdata, the
