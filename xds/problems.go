@@ -7,6 +7,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/wardenmesh/warden/translate"
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -27,6 +28,38 @@ func (s *Server) Problems() []ConfigProblem {
 }
 
 func (s *Server) problemsLocked() []ConfigProblem {
+	perProxy := make(map[string][]watch.Diagnostic, len(s.proxies))
+	for id, p := range s.proxies {
+		perProxy[id] = p.diags
+	}
+	var inputDiags []watch.Diagnostic
+	if s.input != nil {
+		inputDiags = s.input.Diagnostics
+	}
+	return mergeProblems(inputDiags, perProxy)
+}
+
+// Analyze is what wardend would report for in if every workload with a proxy
+// (sidecar or gateway) were connected: the Input's diagnostics plus each proxy's
+// translation diagnostics, merged as Problems merges them. `wardenctl analyze -f`
+// runs it offline.
+func Analyze(in *watch.Input) []ConfigProblem {
+	x := translate.NewIndex(in)
+	perProxy := map[string][]watch.Diagnostic{}
+	for _, w := range in.Workloads {
+		if !w.Sidecar && !w.Gateway {
+			continue
+		}
+		p := translate.Proxy{ID: w.PodName + "." + w.Namespace, Namespace: w.Namespace, Pod: w.PodName,
+			ServiceAccount: w.ServiceAccount, Labels: w.PodLabels, IP: w.IP, Gateway: w.Gateway}
+		perProxy[p.ID] = x.Translate(p).Diagnostics
+	}
+	return mergeProblems(in.Diagnostics, perProxy)
+}
+
+// mergeProblems lists each diagnostic once, with the proxies whose translation
+// reported it, sorted by location, object, field and message.
+func mergeProblems(inputDiags []watch.Diagnostic, perProxy map[string][]watch.Diagnostic) []ConfigProblem {
 	byDiag := map[watch.Diagnostic]int{}
 	var out []ConfigProblem
 	add := func(d watch.Diagnostic, proxy string) {
@@ -40,13 +73,11 @@ func (s *Server) problemsLocked() []ConfigProblem {
 			out[i].Proxies = append(out[i].Proxies, proxy)
 		}
 	}
-	if s.input != nil {
-		for _, d := range s.input.Diagnostics {
-			add(d, "")
-		}
+	for _, d := range inputDiags {
+		add(d, "")
 	}
-	for id, p := range s.proxies {
-		for _, d := range p.diags {
+	for id, ds := range perProxy {
+		for _, d := range ds {
 			add(d, id)
 		}
 	}
