@@ -2,10 +2,10 @@ package watch
 
 import (
 	"bufio"
-	"fmt"
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strings"
 
