@@ -35,6 +35,7 @@ func Build(objs []Object, diags []Diagnostic) *Input {
 	in.EndpointSlices = endpointSlicesOf(in.objects)
 
 	in.PeerAuthentications = configsOf[*security.PeerAuthentication](in.objects)
+	warnConflictingPeerAuthentications(in.PeerAuthentications, in.RootNamespace, &in.Diagnostics)
 	in.RequestAuthentications = configsOf[*security.RequestAuthentication](in.objects)
 	in.AuthorizationPolicies = configsOf[*security.AuthorizationPolicy](in.objects)
 	in.DestinationRules = configsOf[*networking.DestinationRule](in.objects)
@@ -52,13 +53,13 @@ func Build(objs []Object, diags []Diagnostic) *Input {
 // dedupe keeps the first object of each kind/namespace/name and sorts the result by
 // that key.
 func dedupe(objs []Object, diags *[]Diagnostic) []Object {
-	seen := make(map[objectKey]Source, len(objs))
+	seen := make(map[objectKey]Location, len(objs))
 	out := make([]Object, 0, len(objs))
 	for _, o := range objs {
 		k := keyOf(&o.Meta)
 		if first, dup := seen[k]; dup {
-			msg := fmt.Sprintf("duplicate definition ignored; first defined at %s", first)
-			*diags = append(*diags, diagFor(&o.Meta, SeverityError, "", msg))
+			msg := fmt.Sprintf("already defined at %s; this definition is ignored", first)
+			*diags = append(*diags, DiagnosticFor(&o.Meta, SeverityError, "", msg))
 			continue
 		}
 		seen[k] = o.Source
@@ -79,7 +80,7 @@ func meshOf(objs []Object, diags *[]Diagnostic) *meshv1alpha1.MeshConfig {
 		}
 		mc, fe := decodeMesh(cm.Data[meshDataKey])
 		if fe != nil {
-			*diags = append(*diags, diagFor(&o.Meta, SeverityError, fe.Field, fe.Message+"; using the default mesh config"))
+			*diags = append(*diags, DiagnosticFor(&o.Meta, SeverityError, fe.Field, fe.Message+"; using the default mesh config"))
 			break
 		}
 		return mc
@@ -205,4 +206,28 @@ func rejectedAndStale(objs []Object, diags []Diagnostic) (rejected, stale []Meta
 		rejected = append(rejected, Meta{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name, Source: d.Source})
 	}
 	return rejected, stale
+}
+
+// warnConflictingPeerAuthentications warns about every namespace-wide (or, in the root
+// namespace, mesh-wide) PeerAuthentication that another one of the same scope
+// overrides. As in Istio (pilot/pkg/model/authentication.go, getMostSpecificConfig:
+// "the oldest one wins"), pas is in age order and the first of a scope serves.
+func warnConflictingPeerAuthentications(pas []*Config[*security.PeerAuthentication], root string, diags *[]Diagnostic) {
+	first := map[string]*Config[*security.PeerAuthentication]{}
+	for _, pa := range pas {
+		if len(pa.Spec.GetSelector().GetMatchLabels()) > 0 {
+			continue
+		}
+		winner, ok := first[pa.Namespace]
+		if !ok {
+			first[pa.Namespace] = pa
+			continue
+		}
+		scope := "namespace " + pa.Namespace
+		if pa.Namespace == root {
+			scope = "the mesh"
+		}
+		msg := fmt.Sprintf("another PeerAuthentication without selector in %s, %s (older, or first by name), decides; this one is ignored", scope, winner.Key())
+		*diags = append(*diags, DiagnosticFor(&pa.Meta, SeverityWarning, "spec.selector", msg))
+	}
 }

@@ -2,7 +2,6 @@ package watch
 
 import (
 	"slices"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -159,7 +158,7 @@ spec: {mtls: {mode: STRICTT}}
 	}
 	var dup bool
 	for _, d := range in.Diagnostics {
-		dup = dup || (d.IsError() && strings.Contains(d.Message, "duplicate") && d.Source.Doc == 1)
+		dup = dup || (d.IsError() && d.Message == "already defined at a.yaml#0; this definition is ignored" && d.Source.Doc == 1)
 	}
 	if !dup {
 		t.Errorf("diagnostics = %v, want a duplicate error for doc 1", in.Diagnostics)

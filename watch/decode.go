@@ -17,24 +17,33 @@ import (
 // kubectl apply without -n.
 const defaultNamespace = "default"
 
+// emptyFileMessage warns about a file with no content: often a file being rewritten
+// in place (truncated, not yet written). RetainLastGood keeps the objects it served.
+const emptyFileMessage = "empty file (being written?); objects it defined keep serving until it has content or is deleted"
+
 // DecodeFile decodes every YAML (or JSON) document of one file. path only names the
 // file in Sources and Diagnostics. Empty documents are skipped; `kind: List` documents
 // contribute their items. Objects with errors are left out and reported with a
-// Diagnostic of severity "error"; unknown kinds are reported as warnings and skipped.
+// Diagnostic of severity "error"; kinds Warden does not read are reported as warnings
+// and skipped, except near misses of the kinds it reads (see unknownKind), which are
+// errors.
 func DecodeFile(path string, data []byte) ([]Object, []Diagnostic) {
 	var (
 		objs  []Object
 		diags []Diagnostic
 	)
+	if len(bytes.TrimSpace(data)) == 0 {
+		return nil, []Diagnostic{LocationDiagnostic(Location{File: path, Doc: -1}, SeverityWarning, emptyFileMessage)}
+	}
 	reader := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
 	for doc := 0; ; doc++ {
 		chunk, err := reader.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
-		src := Source{File: path, Doc: doc}
+		src := Location{File: path, Doc: doc}
 		if err != nil {
-			diags = append(diags, Diagnostic{Severity: SeverityError, Source: src, Message: "read document: " + err.Error()})
+			diags = append(diags, LocationDiagnostic(src, SeverityError, "read document: "+err.Error()))
 			break
 		}
 		o, d := decodeDocument(src, chunk)
@@ -44,10 +53,20 @@ func DecodeFile(path string, data []byte) ([]Object, []Diagnostic) {
 	return objs, diags
 }
 
-func decodeDocument(src Source, chunk []byte) ([]Object, []Diagnostic) {
+// MaxObjectBytes is the largest document (one object, as YAML or JSON) the decoder
+// accepts: etcd's default request limit, the largest object a Kubernetes API server
+// stores. A larger document is rejected before it is parsed, so one oversized object
+// cannot stall every reload; its file's last good objects keep serving.
+const MaxObjectBytes = 1536 * 1024
+
+func decodeDocument(src Location, chunk []byte) ([]Object, []Diagnostic) {
+	if len(chunk) > MaxObjectBytes {
+		msg := fmt.Sprintf("document is %d bytes, over the %d-byte object limit", len(chunk), MaxObjectBytes)
+		return nil, []Diagnostic{LocationDiagnostic(src, SeverityError, msg)}
+	}
 	data, err := sigyaml.YAMLToJSONStrict(chunk)
 	if err != nil {
-		d := Diagnostic{Severity: SeverityError, Source: src, Message: "invalid YAML: " + cleanYAMLError(err)}
+		d := LocationDiagnostic(src, SeverityError, "invalid YAML: "+cleanYAMLError(err))
 		identify(&d, chunk)
 		return nil, []Diagnostic{d}
 	}
@@ -58,10 +77,10 @@ func decodeDocument(src Source, chunk []byte) ([]Object, []Diagnostic) {
 }
 
 // decodeJSON decodes one object (or a List of them) given as JSON.
-func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
+func decodeJSON(src Location, data []byte) ([]Object, []Diagnostic) {
 	var raw map[string]json.RawMessage
 	if err := json.Unmarshal(data, &raw); err != nil {
-		return nil, []Diagnostic{{Severity: SeverityError, Source: src, Message: "document is not an object"}}
+		return nil, []Diagnostic{LocationDiagnostic(src, SeverityError, "document is not an object")}
 	}
 	var head struct {
 		APIVersion string `json:"apiVersion"`
@@ -82,18 +101,17 @@ func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
 	switch {
 	case headErr != nil:
 		field, msg := jsonFieldError("", headErr) // e.g. `name: y`, a boolean in YAML 1.1
-		return nil, []Diagnostic{diagFor(&m, SeverityError, field, msg)}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, field, msg)}
 	case m.Kind == "":
-		return nil, []Diagnostic{diagFor(&m, SeverityError, "kind", "missing kind")}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, "kind", "missing kind")}
 	case m.APIVersion == "":
-		return nil, []Diagnostic{diagFor(&m, SeverityError, "apiVersion", "missing apiVersion")}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, "apiVersion", "missing apiVersion")}
 	case m.Kind == "List" && m.APIVersion == "v1":
 		return decodeList(src, raw["items"])
 	}
 	info, ok := lookupKind(m.APIVersion, m.Kind)
 	if !ok {
-		msg := fmt.Sprintf("unknown kind %s (%s), skipped", m.Kind, m.APIVersion)
-		return nil, []Diagnostic{diagFor(&m, SeverityWarning, "", msg)}
+		return nil, []Diagnostic{unknownKind(&m)}
 	}
 	if info.namespaced && m.Namespace == "" {
 		m.Namespace = defaultNamespace
@@ -102,7 +120,7 @@ func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
 		m.Namespace = ""
 	}
 	if m.Name == "" {
-		return nil, []Diagnostic{diagFor(&m, SeverityError, "metadata.name", "missing name")}
+		return nil, []Diagnostic{DiagnosticFor(&m, SeverityError, "metadata.name", "missing name")}
 	}
 	var (
 		obj   Object
@@ -121,10 +139,10 @@ func decodeJSON(src Source, data []byte) ([]Object, []Diagnostic) {
 	return []Object{obj}, diags
 }
 
-func decodeList(src Source, items json.RawMessage) ([]Object, []Diagnostic) {
+func decodeList(src Location, items json.RawMessage) ([]Object, []Diagnostic) {
 	var list []json.RawMessage
 	if err := json.Unmarshal(items, &list); err != nil && len(items) > 0 {
-		return nil, []Diagnostic{{Severity: SeverityError, Source: src, Kind: "List", Field: "items", Message: "invalid value (want list)"}}
+		return nil, []Diagnostic{DiagnosticFor(&Meta{Kind: "List", Source: src}, SeverityError, "items", "invalid value (want list)")}
 	}
 	var (
 		objs  []Object

@@ -19,14 +19,14 @@ func decodeIstio(m Meta, info kindInfo, raw map[string]json.RawMessage) (Object,
 	var diags []Diagnostic
 	for _, key := range sortedKeys(raw) {
 		if !istioTopLevel[key] {
-			diags = append(diags, diagFor(&m, SeverityError, key, "unknown field"))
+			diags = append(diags, DiagnosticFor(&m, SeverityError, key, "unknown field"))
 		}
 	}
 	if md, ok := raw["metadata"]; ok {
 		var om metav1.ObjectMeta
 		if err := unmarshalStrict(md, &om); err != nil {
 			field, msg := jsonFieldError("metadata", err)
-			diags = append(diags, diagFor(&m, SeverityError, field, msg))
+			diags = append(diags, DiagnosticFor(&m, SeverityError, field, msg))
 		} else {
 			setMeta(&m, &om)
 		}
@@ -34,15 +34,15 @@ func decodeIstio(m Meta, info kindInfo, raw map[string]json.RawMessage) (Object,
 	spec := info.newSpec().(proto.Message)
 	if data, ok := raw["spec"]; ok && !isNull(data) {
 		if fe := decodeProtoStrict("spec", data, spec); fe != nil {
-			return Object{}, append(diags, diagFor(&m, SeverityError, fe.Field, fe.Message))
+			return Object{}, append(diags, DiagnosticFor(&m, SeverityError, fe.Field, fe.Message))
 		}
 		var tree any
 		if err := json.Unmarshal(data, &tree); err == nil {
 			for _, fe := range validateSpec(spec, tree) {
-				diags = append(diags, diagFor(&m, SeverityError, fe.Field, fe.Message))
+				diags = append(diags, DiagnosticFor(&m, SeverityError, fe.Field, fe.Message))
 			}
 			for _, fe := range warnSpec(spec) {
-				diags = append(diags, diagFor(&m, SeverityWarning, fe.Field, fe.Message))
+				diags = append(diags, DiagnosticFor(&m, SeverityWarning, fe.Field, fe.Message))
 			}
 		}
 	}

@@ -33,7 +33,7 @@ func decodeKube(m Meta, data []byte) (Object, []Diagnostic) {
 	}
 	om, err := meta.Accessor(obj)
 	if err != nil {
-		return Object{}, []Diagnostic{diagFor(&m, SeverityError, "metadata", err.Error())}
+		return Object{}, []Diagnostic{DiagnosticFor(&m, SeverityError, "metadata", err.Error())}
 	}
 	om.SetNamespace(m.Namespace) // defaulted like kubectl without -n
 	m.Labels = om.GetLabels()
@@ -44,7 +44,7 @@ func decodeKube(m Meta, data []byte) (Object, []Diagnostic) {
 	if cm, ok := obj.(*corev1.ConfigMap); ok && isMeshConfigMap(&m) {
 		if text, ok := cm.Data[meshDataKey]; ok {
 			if _, fe := decodeMesh(text); fe != nil {
-				return Object{}, []Diagnostic{diagFor(&m, SeverityError, fe.Field, fe.Message)}
+				return Object{}, []Diagnostic{DiagnosticFor(&m, SeverityError, fe.Field, fe.Message)}
 			}
 		}
 	}
@@ -62,16 +62,16 @@ func kubeErrors(m *Meta, err error) []Diagnostic {
 		var diags []Diagnostic
 		for _, e := range se.Errors() {
 			if sm := strictFieldError.FindStringSubmatch(e.Error()); sm != nil {
-				diags = append(diags, diagFor(m, SeverityError, sm[2], sm[1]+" field"))
+				diags = append(diags, DiagnosticFor(m, SeverityError, sm[2], sm[1]+" field"))
 				continue
 			}
-			diags = append(diags, diagFor(m, SeverityError, "", e.Error()))
+			diags = append(diags, DiagnosticFor(m, SeverityError, "", e.Error()))
 		}
 		return diags
 	}
 	msg := err.Error()
 	if tm := typeFieldError.FindStringSubmatch(msg); tm != nil {
-		return []Diagnostic{diagFor(m, SeverityError, tm[2], "invalid value of type "+tm[1]+" (want "+tm[3]+")")}
+		return []Diagnostic{DiagnosticFor(m, SeverityError, tm[2], "invalid value of type "+tm[1]+" (want "+tm[3]+")")}
 	}
-	return []Diagnostic{diagFor(m, SeverityError, "", strings.TrimPrefix(msg, "json: "))}
+	return []Diagnostic{DiagnosticFor(m, SeverityError, "", strings.TrimPrefix(msg, "json: "))}
 }

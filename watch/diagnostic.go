@@ -2,9 +2,6 @@ package watch
 
 import (
 	"cmp"
-	"context"
-	"log/slog"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -57,8 +54,10 @@ func ref(kind, namespace, name string) string {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-// diagFor starts a Diagnostic about the object described by m.
-func diagFor(m *Meta, severity, field, msg string) Diagnostic {
+// DiagnosticFor is the one constructor of a Diagnostic about an object (decoding,
+// retention, duplicates, translation): it names the object m describes, where it was
+// read, and the field.
+func DiagnosticFor(m *Meta, severity, field, msg string) Diagnostic {
 	return Diagnostic{
 		Severity:  severity,
 		Source:    m.Source,
@@ -68,6 +67,12 @@ func diagFor(m *Meta, severity, field, msg string) Diagnostic {
 		Field:     field,
 		Message:   msg,
 	}
+}
+
+// LocationDiagnostic is a Diagnostic about a file or a document whose object cannot
+// be named (unreadable, not YAML, too large).
+func LocationDiagnostic(loc Location, severity, msg string) Diagnostic {
+	return DiagnosticFor(&Meta{Source: loc}, severity, "", msg)
 }
 
 func compareDiagnostics(a, b Diagnostic) int {
@@ -81,34 +86,4 @@ func compareDiagnostics(a, b Diagnostic) int {
 		cmp.Compare(a.Message, b.Message),
 		cmp.Compare(a.Severity, b.Severity),
 	)
-}
-
-// sameDiagnostics reports whether two diagnostic lists say the same thing.
-func sameDiagnostics(a, b []Diagnostic) bool {
-	return slices.Equal(a, b)
-}
-
-// LogNew logs, at error or warning level, each Diagnostic of in that prev did not
-// already have, so a problem is reported once, not at every reload.
-func LogNew(log *slog.Logger, prev, in *Input) {
-	seen := map[string]bool{}
-	if prev != nil {
-		for _, d := range prev.Diagnostics {
-			seen[d.String()] = true
-		}
-	}
-	for _, d := range in.Diagnostics {
-		if seen[d.String()] {
-			continue
-		}
-		level := slog.LevelWarn
-		if d.IsError() {
-			level = slog.LevelError
-		}
-		attrs := []any{"kind", d.Kind, "namespace", d.Namespace, "name", d.Name, "field", d.Field}
-		if d.Source.File != "" {
-			attrs = append(attrs, "file", d.Source.File, "doc", d.Source.Doc)
-		}
-		log.Log(context.Background(), level, d.Message, attrs...)
-	}
 }

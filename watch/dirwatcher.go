@@ -28,7 +28,8 @@ type DirWatcher struct {
 
 	mu      sync.Mutex
 	current *Input
-	watched map[string]bool // only touched by Run's goroutine
+	watchMu sync.Mutex
+	watched map[string]bool // guarded by watchMu
 	decoded decodeCache     // only touched by Run's goroutine
 }
 
@@ -74,42 +75,56 @@ func (w *DirWatcher) Run(ctx context.Context, out chan<- *Input) error {
 		return nil
 	}
 
-	deb := Debouncer{HoldOff: w.holdOff, MaxWait: w.maxWait}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
+	changes := make(chan struct{}, 1)
+	go w.forward(ctx, fw, changes)
+	err = DebounceLoop(ctx, w.holdOff, w.maxWait, changes, func() bool {
+		if err := w.syncWatches(fw); err != nil {
+			w.log.Error("watch directories", "dir", w.dir, "err", err)
+		}
+		in, err := w.load(w.Current())
+		if err != nil {
+			w.log.Error("reload manifests; keeping the last good configuration", "dir", w.dir, "err", err)
+			return true
+		}
+		return in == nil || send(ctx, out, in)
+	})
+	if errors.Is(err, ErrChangesClosed) {
+		return errors.New("watch: file watcher closed")
+	}
+	return err
+}
+
+// forward turns file events and watcher errors into change notifications for
+// DebounceLoop, and closes changes when the watcher ends.
+func (w *DirWatcher) forward(ctx context.Context, fw *fsnotify.Watcher, changes chan<- struct{}) {
+	defer close(changes)
+	notify := func() {
+		select {
+		case changes <- struct{}{}:
+		default: // a burst is already pending
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case ev, ok := <-fw.Events:
 			if !ok {
-				return errors.New("watch: file watcher closed")
+				return
 			}
 			w.log.Debug("manifest change", "op", ev.Op.String(), "path", ev.Name)
 			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				w.watchMu.Lock()
 				delete(w.watched, ev.Name) // a watched directory went away: watch it anew if it returns
+				w.watchMu.Unlock()
 			}
-			timer.Reset(time.Until(deb.Event(time.Now())))
+			notify()
 		case err, ok := <-fw.Errors:
 			if !ok {
-				return errors.New("watch: file watcher closed")
+				return
 			}
 			w.log.Warn("file watcher error; reloading", "dir", w.dir, "err", err)
-			timer.Reset(time.Until(deb.Event(time.Now())))
-		case <-timer.C:
-			deb.Fired()
-			if err := w.syncWatches(fw); err != nil {
-				w.log.Error("watch directories", "dir", w.dir, "err", err)
-			}
-			in, err := w.load(w.Current())
-			if err != nil {
-				w.log.Error("reload manifests; keeping the last good configuration", "dir", w.dir, "err", err)
-				continue
-			}
-			if in != nil && !send(ctx, out, in) {
-				return nil
-			}
+			notify()
 		}
 	}
 }
@@ -141,19 +156,19 @@ func (w *DirWatcher) load(prev *Input) (*Input, error) {
 	}
 	objs, diags = RetainLastGood(prev, objs, diags)
 	in := Build(objs, diags)
-	if prev != nil && in.Version == prev.Version && sameDiagnostics(in.Diagnostics, prev.Diagnostics) {
+	if Unchanged(prev, in) {
 		return nil, nil
 	}
-	w.logChanges(prev, in)
+	w.logChanges(in)
 	w.mu.Lock()
 	w.current = in
 	w.mu.Unlock()
 	return in, nil
 }
 
-// logChanges logs the new Input and each Diagnostic that was not already reported.
-func (w *DirWatcher) logChanges(prev, in *Input) {
-	LogNew(w.log, prev, in)
+// logChanges logs the new Input; its diagnostics are logged by whoever serves it
+// (wardend's xDS server), once, with translation's.
+func (w *DirWatcher) logChanges(in *Input) {
 	w.log.Info("configuration loaded", "dir", w.dir, "version", in.Version,
 		"objects", len(in.objects), "diagnostics", len(in.Diagnostics),
 		"rejected", len(in.Rejected), "stale", len(in.Stale))
@@ -167,6 +182,8 @@ func (w *DirWatcher) syncWatches(fw *fsnotify.Watcher) error {
 	if err != nil {
 		return fmt.Errorf("watch %s: %w", w.dir, err)
 	}
+	w.watchMu.Lock()
+	defer w.watchMu.Unlock()
 	now := make(map[string]bool, len(dirs))
 	for i, d := range dirs {
 		now[d] = true

@@ -23,19 +23,21 @@
 // Workloads and Services are sorted by namespace, then name. Istio objects are sorted by
 // (creationTimestamp, name, namespace), Istio's "oldest wins" order. Files in directory
 // mode carry no timestamps, so there name then namespace decides, which keeps Build
-// deterministic. When two documents define the same object, the first one read (files
-// in lexical order) wins and the other is reported.
+// deterministic. When two documents define the same object, the established one wins
+// (see RetainLastGood); on the first load, the first one read (files in lexical order).
 //
 // # Bad input in directory mode
 //
-// DirWatcher reloads the whole folder after each burst of changes and emits one new
-// Input. A rejected object never silently disappears: if the previous Input held a good
-// version of the same object (same kind, namespace and name), that version keeps serving
-// (it is listed in Input.Stale) and the error is reported. So a typo in a STRICT
-// PeerAuthentication never downgrades the mesh to PERMISSIVE. When a whole file or a
-// document cannot be parsed at all, every object the previous Input had from that file
-// and that is now missing keeps serving the same way. An object that never had a good
-// version is absent and listed in Input.Rejected, so translation can fail closed for
-// its scope. Every Diagnostic is logged and kept in Input.Diagnostics and in
-// DirWatcher.Diagnostics for status.
+// DirWatcher reloads the whole folder after each burst of changes (DebounceLoop, shared
+// with the Kubernetes source) and emits one new Input. RetainLastGood decides what
+// serves: a rejected object never silently disappears. If the previous Input held a
+// good version of it, that version keeps serving (it is listed in Input.Stale). While a
+// file has any error (a document that does not parse, a cut-off kind such as "Peer", an
+// object over MaxObjectBytes) or is empty, every object it served keeps serving, until
+// the file parses again or is deleted. An established object keeps its file: a new
+// file defining it again is rejected, naming both. So a typo or a half-written file
+// never downgrades the mesh. An object that never had a good version is absent and
+// listed in Input.Rejected, so translation can fail closed for its scope. Every
+// Diagnostic is kept in Input.Diagnostics; wardend's server logs each once. The classes
+// of bad input are catalogued in docs/bad-input.md.
 package watch

@@ -10,13 +10,15 @@ import (
 	security "istio.io/api/security/v1beta1"
 )
 
-// Source says where an object came from, for error messages and diagnostics.
-type Source struct {
+// Location says where an object or a problem is: a file and the document within it
+// (directory mode), or the API server (Kubernetes mode). Meta.Source and
+// Diagnostic.Source hold one.
+type Location struct {
 	File string // path of the YAML file, or "" for objects from the API server
 	Doc  int    // 0-based index of the YAML document within File; -1 for the whole file
 }
 
-func (s Source) String() string {
+func (s Location) String() string {
 	switch {
 	case s.File == "":
 		return "api-server"
@@ -37,7 +39,7 @@ type Meta struct {
 	CreationTimestamp time.Time // zero when absent; see Input ordering rules
 	ResourceVersion   string
 	UID               string
-	Source            Source
+	Source            Location // where it was read
 }
 
 // Key is "namespace/name".
@@ -110,7 +112,7 @@ type Namespace struct {
 // "warning" means it was accepted but something in it is surprising or ignored.
 type Diagnostic struct {
 	Severity  string // "error" or "warning"
-	Source    Source
+	Source    Location
 	Kind      string // "" for problems with a whole file or an unidentifiable document
 	Namespace string
 	Name      string

@@ -166,5 +166,5 @@ func displayPath(dir, root, path string) string {
 }
 
 func fileDiagnostic(path string, err error) Diagnostic {
-	return Diagnostic{Severity: SeverityError, Source: Source{File: path, Doc: -1}, Message: "read file: " + err.Error()}
+	return LocationDiagnostic(Location{File: path, Doc: -1}, SeverityError, "read file: "+err.Error())
 }

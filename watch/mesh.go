@@ -1,6 +1,10 @@
 package watch
 
 import (
+	"fmt"
+	"slices"
+
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	sigyaml "sigs.k8s.io/yaml"
@@ -58,4 +62,30 @@ func withMeshDefaults(mc *meshv1alpha1.MeshConfig) *meshv1alpha1.MeshConfig {
 		mc.EnableAutoMtls = wrapperspb.Bool(true)
 	}
 	return mc
+}
+
+// WithTrustDomain returns a copy of in that keeps serving trust domain td when the
+// MeshConfig asks for another one, with a warning on the mesh ConfigMap saying so; in
+// itself is not modified. wardend mints certificates for one trust domain, fixed at
+// start, so a change applies only after a restart: translating with the new domain
+// while certificates carry the old one would break every SAN check. in is returned
+// as it is when it already uses td.
+func (in *Input) WithTrustDomain(td string) *Input {
+	if in.TrustDomain == td {
+		return in
+	}
+	c := *in
+	c.Mesh = proto.CloneOf(in.Mesh)
+	c.Mesh.TrustDomain = td
+	c.TrustDomain = td
+	m := Meta{Kind: "ConfigMap", APIVersion: "v1", Namespace: MeshConfigNamespace, Name: MeshConfigName}
+	for _, o := range in.objects {
+		if isMeshConfigMap(&o.Meta) {
+			m = o.Meta
+		}
+	}
+	msg := fmt.Sprintf("trustDomain %q is not applied until wardend restarts; translation and certificates keep %q", in.TrustDomain, td)
+	c.Diagnostics = append(slices.Clone(in.Diagnostics), DiagnosticFor(&m, SeverityWarning, "data."+meshDataKey+".trustDomain", msg))
+	slices.SortStableFunc(c.Diagnostics, compareDiagnostics)
+	return &c
 }

@@ -9,24 +9,24 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/protobuf/encoding/protojson"
-
-	"github.com/wardenmesh/warden/watch"
 )
 
 // SynczResponse is the body of /debug/syncz.
 type SynczResponse struct {
-	Wardend      string             `json:"wardend"`
-	InputVersion string             `json:"inputVersion"`
-	Proxies      []ProxyStatus      `json:"proxies"`
-	Diagnostics  []watch.Diagnostic `json:"diagnostics,omitempty"`
+	Wardend      string        `json:"wardend"`
+	InputVersion string        `json:"inputVersion"`
+	Proxies      []ProxyStatus `json:"proxies"`
+	// Diagnostics are every configuration problem (Server.Problems): decoding and
+	// translation diagnostics, each with the proxies it affects.
+	Diagnostics []ConfigProblem `json:"diagnostics,omitempty"`
 }
 
-// DebugHandler serves the debug API: /debug/syncz, /debug/config_dump, /debug/inputz,
+// DebugHandler serves the debug API: /debug/syncz (with every configuration problem), /debug/config_dump, /debug/inputz,
 // /debug/mtlsz, /debug/describe, /debug/authz, /debug/pprof/, and also /metrics,
 // /healthz and /readyz. It shows every proxy's configuration (never key material) and
 // profiling data, and checks no credential: serve it on loopback, or behind
 // OperatorAuth.Protect over TLS.
-func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
+func (s *Server) DebugHandler() http.Handler {
 	mux := http.NewServeMux()
 	s.registerHealth(mux)
 	mux.HandleFunc("/debug/syncz", func(w http.ResponseWriter, r *http.Request) {
@@ -34,9 +34,7 @@ func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
 		if in := s.Input(); in != nil {
 			resp.InputVersion = in.Version
 		}
-		if diags != nil {
-			resp.Diagnostics = diags()
-		}
+		resp.Diagnostics = s.Problems()
 		writeJSON(w, resp)
 	})
 	mux.HandleFunc("/debug/config_dump", func(w http.ResponseWriter, r *http.Request) {
@@ -78,9 +76,7 @@ func (s *Server) DebugHandler(diags func() []watch.Diagnostic) http.Handler {
 		resp := map[string]any{}
 		if in := s.Input(); in != nil {
 			resp["version"] = in.Version
-		}
-		if diags != nil {
-			resp["diagnostics"] = diags()
+			resp["diagnostics"] = in.Diagnostics
 		}
 		writeJSON(w, resp)
 	})

@@ -19,7 +19,8 @@ type Metrics struct {
 	// replacedStreams counts streams closed because a newer stream of the same proxy
 	// took over.
 	replacedStreams prometheus.Counter
-	// ConfigErrors counts rejected input objects by kind; the watcher feeds it.
+	// ConfigErrors counts the current configuration problems (decoding and translation
+	// diagnostics, each once) by object kind and severity; the server feeds it.
 	ConfigErrors *prometheus.GaugeVec
 	// CertsIssued, WorkloadCertExpiry and RootCertExpiry are fed by the server from certs.
 	CertsIssued        prometheus.CounterFunc
@@ -50,7 +51,7 @@ func NewMetrics() *Metrics {
 		replacedStreams: prometheus.NewCounter(prometheus.CounterOpts{Name: "warden_xds_replaced_streams_total",
 			Help: "xDS streams closed because a newer stream of the same proxy replaced them."}),
 		ConfigErrors: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "warden_config_errors",
-			Help: "Input objects currently rejected, by kind."}, []string{"kind"}),
+			Help: "Configuration problems currently reported (decoding and translation diagnostics), by object kind (a kind Warden reads, Translation, file or other) and severity."}, []string{"kind", "severity"}),
 	}
 	r.MustRegister(m.connected, m.pushes, m.pushBytes, m.nacks, m.convergence, m.authFails, m.identityViolations, m.replacedStreams, m.ConfigErrors,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))

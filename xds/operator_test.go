@@ -120,7 +120,7 @@ func TestProtectedDebugAPI(t *testing.T) {
 	a := newFakeRBAC().auth(t, slog.New(slog.NewTextHandler(&logs, nil)))
 	now := time.Unix(1_800_000_000, 0)
 	a.limit = NewRateLog(RateLogOptions{Every: opLogWindow / opLogBurst, Burst: opLogBurst, Now: func() time.Time { return now }})
-	h := a.Protect(ts.srv.DebugHandler(nil))
+	h := a.Protect(ts.srv.DebugHandler())
 	get := func(path, token string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
 		req.RemoteAddr = "192.0.2.7:4000"

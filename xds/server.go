@@ -43,6 +43,9 @@ type Options struct {
 	Now     func() time.Time
 	// ServerCert returns wardend's current serving certificate (rotated by the caller).
 	ServerCert func() (*tls.Certificate, error)
+	// OnProblems, when set, is called with every configuration problem (see Problems)
+	// each time the list changes; Kubernetes mode records them as Events.
+	OnProblems func([]ConfigProblem)
 }
 
 // proxy is one connected Envoy, keyed by node id.
@@ -55,6 +58,8 @@ type proxy struct {
 	// build serialises this proxy's snapshot builds, so its snapshots are set in input order.
 	build   sync.Mutex
 	lastErr string
+	// diags are the diagnostics of this proxy's last translation.
+	diags []watch.Diagnostic
 }
 
 // Server is Warden's xDS server.
@@ -77,6 +82,7 @@ type Server struct {
 	logLimit *RateLog
 	// operators, when set, may read the whole fleet over CSDS.
 	operators atomic.Pointer[OperatorAuth]
+	problems  problemReporter
 }
 
 type streamBinding struct {
@@ -128,6 +134,7 @@ func (s *Server) SetInput(in *watch.Input) {
 	gen := s.gen
 	s.mu.Unlock()
 	s.tracker.NewInput(gen)
+	s.reportProblems()
 	s.markDirty()
 }
 
@@ -238,6 +245,7 @@ func (s *Server) pushAll(ctx context.Context) {
 	}
 	close(work)
 	wg.Wait()
+	s.reportProblems()
 	if len(ids) > 0 {
 		s.log.Info("configuration evaluated", "proxies", len(ids), "pushed", pushed.Load(), "took", s.opts.Now().Sub(start).Round(time.Microsecond))
 	}
@@ -267,6 +275,11 @@ func (s *Server) rebuild(id string) (bool, error) {
 		tp.IP = p.ident.IPs[0]
 	}
 	out := x.Translate(tp)
+	s.mu.Lock()
+	if cur := s.proxies[id]; cur == p {
+		p.diags = out.Diagnostics
+	}
+	s.mu.Unlock()
 	sec, err := s.opts.Secrets.WorkloadSecret(p.ident)
 	if err != nil {
 		return false, fmt.Errorf("workload certificate for %s/%s: %w", p.ident.Namespace, p.ident.ServiceAccount, err)

@@ -34,7 +34,7 @@ type testServer struct {
 	srv    *Server
 }
 
-func startServer(t *testing.T) *testServer {
+func startServer(t *testing.T, opts ...func(*Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(dir, "cluster.local", time.Now)
@@ -47,8 +47,12 @@ func startServer(t *testing.T) *testServer {
 	}
 	wid, _ := WardendID(ca.TrustDomain(), "warden-system")
 	serving := &ServingCert{CA: ca, ID: wid, TTL: time.Hour, DNS: []string{"wardend"}}
-	s := New(Options{Log: slog.New(slog.DiscardHandler), Auth: &BootstrapTokenAuth{Signer: signer},
-		Secrets: &CertSecrets{CA: ca, Store: certs.NewStore(ca, time.Hour, time.Now)}, Replica: "test", ServerCert: serving.Get})
+	o2 := Options{Log: slog.New(slog.DiscardHandler), Auth: &BootstrapTokenAuth{Signer: signer},
+		Secrets: &CertSecrets{CA: ca, Store: certs.NewStore(ca, time.Hour, time.Now)}, Replica: "test", ServerCert: serving.Get}
+	for _, o := range opts {
+		o(&o2)
+	}
+	s := New(o2)
 	objs, diags := watch.DecodeFile("ns.yaml", []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"))
 	s.SetInput(watch.Build(objs, diags))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")

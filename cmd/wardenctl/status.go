@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -88,10 +89,7 @@ wardend intends with what that Envoy actually holds.`,
 					printTable(w, proxies)
 				}
 				if len(resp.Diagnostics) > 0 && len(args) == 0 {
-					fmt.Fprintf(w, "\n%d configuration problem(s); see `wardenctl status -o json` or wardend's log:\n", len(resp.Diagnostics))
-					for _, d := range resp.Diagnostics {
-						fmt.Fprintf(w, "  %s: %s\n", strings.ToUpper(d.Severity), d.String())
-					}
+					printProblems(w, resp.Diagnostics)
 				}
 				return nil
 			}); err != nil {
@@ -133,7 +131,7 @@ func fetchAll(servers []string, timeout time.Duration) (*xds.SynczResponse, map[
 	merged := &xds.SynczResponse{}
 	owner := map[string]string{}
 	byID := map[string]xds.ProxyStatus{}
-	seenDiag := map[string]bool{}
+	seenDiag := map[string]int{} // index in merged.Diagnostics
 	for _, srv := range servers {
 		r, err := fetchSyncz(srv, timeout)
 		if err != nil {
@@ -145,9 +143,17 @@ func fetchAll(servers []string, timeout time.Duration) (*xds.SynczResponse, map[
 			}
 		}
 		for _, d := range r.Diagnostics {
-			if k := d.String(); !seenDiag[k] {
-				seenDiag[k] = true
-				merged.Diagnostics = append(merged.Diagnostics, d)
+			k := d.String()
+			i, ok := seenDiag[k]
+			if !ok {
+				seenDiag[k] = len(merged.Diagnostics)
+				merged.Diagnostics = append(merged.Diagnostics, xds.ConfigProblem{Diagnostic: d.Diagnostic})
+				i = len(merged.Diagnostics) - 1
+			}
+			for _, p := range d.Proxies { // each replica translates for its own proxies
+				if !slices.Contains(merged.Diagnostics[i].Proxies, p) {
+					merged.Diagnostics[i].Proxies = append(merged.Diagnostics[i].Proxies, p)
+				}
 			}
 		}
 	}
@@ -260,4 +266,30 @@ func dash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// printProblems prints the configuration problems: a summary line (errors, warnings,
+// proxies affected), then one line per problem with the proxies it affects.
+func printProblems(w io.Writer, probs []xds.ConfigProblem) {
+	var errs, warns int
+	proxies := map[string]bool{}
+	for _, p := range probs {
+		if p.IsError() {
+			errs++
+		} else {
+			warns++
+		}
+		for _, id := range p.Proxies {
+			proxies[id] = true
+		}
+	}
+	fmt.Fprintf(w, "\n%d configuration problem(s): %d error(s), %d warning(s), %d proxy(ies) affected; see `wardenctl analyze` or wardend's log:\n",
+		len(probs), errs, warns, len(proxies))
+	for _, p := range probs {
+		fmt.Fprintf(w, "  %s: %s\n", strings.ToUpper(p.Severity), p.String())
+		if len(p.Proxies) > 0 {
+			slices.Sort(p.Proxies)
+			fmt.Fprintf(w, "    proxies: %s\n", strings.Join(p.Proxies, ", "))
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenmesh/warden/watch"
 	"github.com/wardenmesh/warden/xds"
 )
 
@@ -68,5 +69,39 @@ func TestStatusShowsEachProxyOnceAcrossReplicas(t *testing.T) {
 	err := cmd.Execute()
 	if exitCode(err) != 3 || !strings.Contains(err.Error(), "api-0.shop") {
 		t.Fatalf("got %v (exit %d), want exit 3 naming api-0.shop", err, exitCode(err))
+	}
+}
+
+func replicaWithProblems(t *testing.T, name string, probs ...xds.ConfigProblem) string {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = json.NewEncoder(w).Encode(xds.SynczResponse{Wardend: name, Diagnostics: probs})
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
+}
+
+// wardenctl status ends with a summary line of the configuration problems and, per
+// problem, the proxies it affects, merged across replicas (issue 12 item 5).
+func TestStatusShowsProblemsWithProxies(t *testing.T) {
+	cidr := watch.Diagnostic{Severity: watch.SeverityError, Source: watch.Location{File: "m/ap.yaml", Doc: 0},
+		Kind: "AuthorizationPolicy", Namespace: "shop", Name: "bad-cidr", Field: "spec.rules[0].from[0].source.ipBlocks[0]",
+		Message: `invalid CIDR "10.0.0.0/33": the workloads it selects deny every request (fail closed)`}
+	typo := watch.Diagnostic{Severity: watch.SeverityWarning, Source: watch.Location{File: "m/x.yaml", Doc: 1},
+		Kind: "ServiceEntry", Namespace: "shop", Name: "se", Message: "unknown kind ServiceEntry (networking.istio.io/v1), skipped"}
+	a := replicaWithProblems(t, "a", xds.ConfigProblem{Diagnostic: cidr, Proxies: []string{"web-0.shop"}}, xds.ConfigProblem{Diagnostic: typo})
+	b := replicaWithProblems(t, "b", xds.ConfigProblem{Diagnostic: cidr, Proxies: []string{"web-1.shop"}}, xds.ConfigProblem{Diagnostic: typo})
+	var out bytes.Buffer
+	cmd := newRoot()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"status", "--server", a + "," + b})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	want := "2 configuration problem(s): 1 error(s), 1 warning(s), 2 proxy(ies) affected; see `wardenctl analyze` or wardend's log:\n" +
+		"  ERROR: " + cidr.String() + "\n    proxies: web-0.shop, web-1.shop\n" +
+		"  WARNING: " + typo.String() + "\n"
+	if !strings.HasSuffix(out.String(), want) {
+		t.Errorf("status output:\n%s\nwant it to end with:\n%s", out.String(), want)
 	}
 }

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -94,7 +93,6 @@ func newLogger(level string) (*slog.Logger, error) {
 // informers. It sends the first Input only once it has a complete view.
 type source interface {
 	Run(ctx context.Context, out chan<- *watch.Input) error
-	Diagnostics() []watch.Diagnostic
 }
 
 func newSource(o options, log *slog.Logger) (source, error) {
@@ -138,9 +136,6 @@ func run(ctx context.Context, o options) error {
 		return fmt.Errorf("configuration source: %w", err)
 	case first = <-inputs:
 	}
-	for _, d := range first.Diagnostics {
-		logDiagnostic(log, d)
-	}
 	metrics := xds.NewMetrics()
 	o.kube.metrics = metrics.Registry
 	ca, auth, err := loadTrust(ctx, o, first.TrustDomain, log)
@@ -161,6 +156,19 @@ func run(ctx context.Context, o options) error {
 			serving.DNS = append(serving.DNS, n)
 		}
 	}
+	// Every configuration problem, from decoding or translation, is logged once, counted
+	// in warden_config_errors and shown in /debug/syncz by the server; in Kubernetes
+	// mode it also becomes an Event on its object.
+	var onProblems func([]xds.ConfigProblem)
+	if ev, ok := src.(interface{ ReportDiagnostics([]watch.Diagnostic) }); ok {
+		onProblems = func(ps []xds.ConfigProblem) {
+			ds := make([]watch.Diagnostic, len(ps))
+			for i, p := range ps {
+				ds[i] = p.Diagnostic
+			}
+			ev.ReportDiagnostics(ds)
+		}
+	}
 	srv := xds.New(xds.Options{
 		Log:        log,
 		Auth:       auth,
@@ -168,6 +176,7 @@ func run(ctx context.Context, o options) error {
 		Replica:    o.replica,
 		Metrics:    metrics,
 		ServerCert: serving.Get,
+		OnProblems: onProblems,
 	})
 	srv.RegisterCertMetrics(store, ca)
 	var operators *xds.OperatorAuth
@@ -177,17 +186,11 @@ func run(ctx context.Context, o options) error {
 		}
 		srv.SetOperatorAuth(operators)
 	}
-	setInput := func(in *watch.Input) {
-		srv.SetInput(in)
-		metrics.ConfigErrors.Reset()
-		for _, d := range in.Diagnostics {
-			if d.IsError() {
-				metrics.ConfigErrors.WithLabelValues(d.Kind).Inc()
-			}
-		}
-	}
-	setInput(first)
-	log.Info("configuration loaded", "version", first.Version, "trustDomain", first.TrustDomain, "problems", len(first.Diagnostics))
+	// The trust domain is fixed at start: the certificates carry it, so translation
+	// keeps it too until a restart (the Input says so in a diagnostic).
+	trustDomain := ca.TrustDomain().String()
+	srv.SetInput(first.WithTrustDomain(trustDomain))
+	log.Info("configuration loaded", "version", first.Version, "trustDomain", trustDomain, "problems", len(first.Diagnostics))
 
 	lis, err := net.Listen("tcp", o.xdsAddr)
 	if err != nil {
@@ -197,7 +200,7 @@ func run(ctx context.Context, o options) error {
 	if err != nil {
 		return fmt.Errorf("debug listen %s: %w", o.debugAddr, err)
 	}
-	debugH := srv.DebugHandler(src.Diagnostics)
+	debugH := srv.DebugHandler()
 	if debugAuth { // never bearer tokens over plaintext
 		debugH = operators.Protect(debugH)
 		dlis = tls.NewListener(dlis, &tls.Config{MinVersion: tls.VersionTLS12,
@@ -230,11 +233,7 @@ func run(ctx context.Context, o options) error {
 			}
 			return nil
 		case in := <-inputs:
-			if in.TrustDomain != first.TrustDomain {
-				log.Error("trust domain changed in MeshConfig; restart wardend to re-issue certificates for it",
-					"serving", first.TrustDomain, "configured", in.TrustDomain)
-			}
-			setInput(in)
+			srv.SetInput(in.WithTrustDomain(trustDomain))
 			log.Info("configuration reloaded", "version", in.Version, "problems", len(in.Diagnostics))
 		case err := <-errc:
 			if err != nil && ctx.Err() == nil {
@@ -303,13 +302,4 @@ func loadTrust(ctx context.Context, o options, trustDomain string, log *slog.Log
 		return nil, nil, fmt.Errorf("token key: %w", err)
 	}
 	return ca, &xds.BootstrapTokenAuth{Signer: signer}, nil
-}
-
-func logDiagnostic(log *slog.Logger, d watch.Diagnostic) {
-	lvl := slog.LevelWarn
-	if d.IsError() {
-		lvl = slog.LevelError
-	}
-	log.Log(context.Background(), lvl, "configuration problem: "+strings.TrimSpace(d.Message),
-		"file", d.Source.File, "doc", d.Source.Doc, "kind", d.Kind, "namespace", d.Namespace, "name", d.Name, "field", d.Field)
 }

@@ -59,8 +59,8 @@ func (d *decoder) snapshot(infs []informer) (objs []watch.Object, diags []watch.
 func (d *decoder) decode(inf informer, item any) decoded {
 	m, err := meta.Accessor(item)
 	if err != nil { // not an API object: cannot happen with these informers
-		return decoded{diags: []watch.Diagnostic{{Severity: watch.SeverityError, Kind: inf.gvk.Kind,
-			Message: fmt.Sprintf("cached %s is not an API object: %v", inf.name, err)}}}
+		return decoded{diags: []watch.Diagnostic{watch.DiagnosticFor(&watch.Meta{Kind: inf.gvk.Kind}, watch.SeverityError, "",
+			fmt.Sprintf("cached %s is not an API object: %v", inf.name, err))}}
 	}
 	if prev, ok := d.byUID[m.GetUID()]; ok && prev.resourceVersion == m.GetResourceVersion() && m.GetResourceVersion() != "" {
 		return prev
@@ -72,8 +72,8 @@ func (d *decoder) decode(inf informer, item any) decoded {
 	dec := decoded{resourceVersion: m.GetResourceVersion(), ref: ref}
 	data, err := encode(inf, item)
 	if err != nil {
-		dec.diags = []watch.Diagnostic{{Severity: watch.SeverityError, Kind: ref.Kind, Namespace: ref.Namespace,
-			Name: ref.Name, Message: err.Error()}}
+		dec.diags = []watch.Diagnostic{watch.DiagnosticFor(&watch.Meta{Kind: ref.Kind, Namespace: ref.Namespace, Name: ref.Name},
+			watch.SeverityError, "", err.Error())}
 	} else {
 		// The same decoder as a YAML file in directory mode; an empty path marks the
 		// API server as the source.

@@ -10,6 +10,7 @@
 // Nothing is emitted before every informer has synced: an empty cache never means "no
 // policies". When the API server goes away the informers keep their caches and nothing
 // new is emitted; when it returns they relist, and an unchanged view produces no new
-// Input. Each error diagnostic becomes one Warning Event (reason InvalidConfig) on the
-// object it names, once per object version and message.
+// Input. Each diagnostic, the Input's and those the server reports from translation
+// (Source.ReportDiagnostics), becomes one Warning Event (reason InvalidConfig for errors,
+// ConfigWarning for warnings) on the object it names, once per object version and message.
 package kube

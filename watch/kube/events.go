@@ -1,35 +1,63 @@
 package kube
 
 import (
+	"slices"
+	"sync"
+
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/client-go/tools/record"
 
 	"github.com/wardenmesh/warden/watch"
 )
 
-// ReasonInvalidConfig is the reason of the Warning Events Warden records on objects it
-// rejects.
-const ReasonInvalidConfig = "InvalidConfig"
+// Reasons of the Warning Events Warden records on the objects its diagnostics name:
+// InvalidConfig for errors (the object, or its version, is rejected), ConfigWarning for
+// warnings (accepted, but something in it is ignored or surprising).
+const (
+	ReasonInvalidConfig = "InvalidConfig"
+	ReasonConfigWarning = "ConfigWarning"
+)
 
-// eventer records one Warning Event per rejected object version and message, so a bad
-// object that stays bad is reported once, not on every rebuild.
+// eventer records one Warning Event per object version and diagnostic, from decoding
+// (the Input's) and from translation (reported by the server), so a bad object that
+// stays bad is reported once, not on every rebuild or push.
 type eventer struct {
+	mu       sync.Mutex
 	recorder record.EventRecorder
 	sent     map[string]bool
+	input    []watch.Diagnostic // the current Input's
+	reported []watch.Diagnostic // the server's (translation included)
+	refs     map[objectRef]corev1.ObjectReference
 }
 
-// report records Events for the error diagnostics not reported yet. refs locates the
+// setInput records the Input's diagnostics and where its objects are.
+func (e *eventer) setInput(diags []watch.Diagnostic, refs map[objectRef]corev1.ObjectReference) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.input, e.refs = diags, refs
+	e.reportLocked()
+}
+
+// setReported records the diagnostics the server reports.
+func (e *eventer) setReported(diags []watch.Diagnostic) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.reported = diags
+	e.reportLocked()
+}
+
+// reportLocked records Events for the diagnostics not reported yet. refs locates the
 // objects; diagnostics about objects not in the caches are left to the logs.
-func (e *eventer) report(diags []watch.Diagnostic, refs map[objectRef]corev1.ObjectReference) {
+func (e *eventer) reportLocked() {
 	if e.recorder == nil {
 		return
 	}
 	now := map[string]bool{}
-	for _, d := range diags {
-		if !d.IsError() || d.Name == "" {
+	for _, d := range append(slices.Clip(e.input), e.reported...) {
+		if d.Name == "" {
 			continue
 		}
-		ref, ok := refs[objectRef{d.Kind, d.Namespace, d.Name}]
+		ref, ok := e.refs[objectRef{d.Kind, d.Namespace, d.Name}]
 		if !ok {
 			continue
 		}
@@ -37,10 +65,17 @@ func (e *eventer) report(diags []watch.Diagnostic, refs map[objectRef]corev1.Obj
 		if d.Field != "" {
 			msg = d.Field + ": " + msg
 		}
-		key := string(ref.UID) + "\x00" + ref.ResourceVersion + "\x00" + msg
+		reason := ReasonConfigWarning
+		if d.IsError() {
+			reason = ReasonInvalidConfig
+		}
+		key := string(ref.UID) + "\x00" + ref.ResourceVersion + "\x00" + reason + "\x00" + msg
+		if now[key] {
+			continue
+		}
 		now[key] = true
 		if !e.sent[key] {
-			e.recorder.Event(&ref, corev1.EventTypeWarning, ReasonInvalidConfig, msg)
+			e.recorder.Event(&ref, corev1.EventTypeWarning, reason, msg)
 		}
 	}
 	e.sent = now

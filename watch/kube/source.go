@@ -30,6 +30,7 @@ type Source struct {
 
 	mu      sync.Mutex
 	current *watch.Input
+	events  *eventer // set by Run
 }
 
 // Option configures a Source.
@@ -99,6 +100,9 @@ func (s *Source) Run(ctx context.Context, out chan<- *watch.Input) error {
 	broadcaster.StartStructuredLogging(4) // klog at V(4); wardend logs diagnostics itself
 	broadcaster.StartRecordingToSink(&typedcorev1.EventSinkImpl{Interface: s.client.CoreV1().Events("")})
 	ev := &eventer{recorder: broadcaster.NewRecorder(scheme.Scheme, corev1.EventSource{Component: s.component})}
+	s.mu.Lock()
+	s.events = ev
+	s.mu.Unlock()
 
 	f.start(runCtx.Done())
 	if !s.waitForSync(runCtx, f) {
@@ -110,28 +114,12 @@ func (s *Source) Run(ctx context.Context, out chan<- *watch.Input) error {
 		return nil
 	}
 
-	deb := watch.Debouncer{HoldOff: s.holdOff, MaxWait: s.maxWait}
-	timer := time.NewTimer(time.Hour)
-	timer.Stop()
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-changed:
-			timer.Reset(time.Until(deb.Event(time.Now())))
-		case <-timer.C:
-			deb.Fired()
-			prev := s.Current()
-			in := s.rebuild(dec, ev, f, prev)
-			if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
-				continue
-			}
-			if !send(ctx, out, in) {
-				return nil
-			}
-		}
-	}
+	err = watch.DebounceLoop(ctx, s.holdOff, s.maxWait, changed, func() bool {
+		prev := s.Current()
+		in := s.rebuild(dec, ev, f, prev)
+		return watch.Unchanged(prev, in) || send(ctx, out, in)
+	})
+	return err
 }
 
 // waitForSync blocks until every informer has listed its kind once, logging the ones
@@ -168,21 +156,19 @@ func (s *Source) rebuild(dec *decoder, ev *eventer, f *factories, prev *watch.In
 	objs, diags = watch.RetainLastGood(prev, objs, diags)
 	in := watch.Build(objs, diags)
 	s.logChanges(prev, in)
-	ev.report(in.Diagnostics, refs)
+	ev.setInput(in.Diagnostics, refs)
 	s.mu.Lock()
 	s.current = in
 	s.mu.Unlock()
 	return in
 }
 
-// logChanges logs each Diagnostic not already reported, and the new version.
+// logChanges logs the new version; the diagnostics are logged by whoever serves the
+// Input (wardend's xDS server), once, with translation's.
 func (s *Source) logChanges(prev, in *watch.Input) {
-	if prev != nil {
-		if in.Version == prev.Version && slices.Equal(in.Diagnostics, prev.Diagnostics) {
-			return
-		}
+	if watch.Unchanged(prev, in) {
+		return
 	}
-	watch.LogNew(s.log, prev, in)
 	s.log.Info("configuration built from the API server", "version", in.Version,
 		"diagnostics", len(in.Diagnostics), "rejected", len(in.Rejected), "stale", len(in.Stale))
 }
@@ -200,6 +186,18 @@ func (s *Source) Diagnostics() []watch.Diagnostic {
 		return slices.Clone(in.Diagnostics)
 	}
 	return nil
+}
+
+// ReportDiagnostics records every diagnostic in diags (those of translation included)
+// as a Warning Event on the object it names, once per object version and message,
+// alongside the Input's own. Before Run has started it does nothing.
+func (s *Source) ReportDiagnostics(diags []watch.Diagnostic) {
+	s.mu.Lock()
+	ev := s.events
+	s.mu.Unlock()
+	if ev != nil {
+		ev.setReported(diags)
+	}
 }
 
 func send(ctx context.Context, out chan<- *watch.Input, in *watch.Input) bool {
