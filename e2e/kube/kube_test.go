@@ -202,7 +202,7 @@ func TestKubernetesMode(t *testing.T) {
 		}
 		return fmt.Errorf("%d events, none for deny-nothing", len(list.Items))
 	})
-	if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "spec.rules") {
+	if ev.Type != corev1.EventTypeWarning || !strings.Contains(ev.Message, "spec.rules[0].from[0].source") {
 		t.Fatalf("event = %s %q", ev.Type, ev.Message)
 	}
 	t.Logf("event: %s %s: %s", ev.Type, ev.Reason, ev.Message)
@@ -248,6 +248,7 @@ kind: AuthorizationPolicy
 metadata: {name: deny-nothing, namespace: demo}
 spec:
   action: DENY
+  rules: [{from: [{source: {}}]}]
 `
 
 // startEnvoy creates the Pod web-0 (service account web) in demo, gets a token bound to
