@@ -226,14 +226,10 @@ func targetRefsIgnored(m *watch.Meta, w attachWorkload) *watch.Diagnostic {
 	if w.gateway {
 		msg = "targetRefs select Kubernetes Gateway API gateways and waypoints, which Warden does not serve: this policy does not apply to the gateway " + w.namespace + "/" + w.pod
 	}
-	d := diagOf(m, severityWarning, "spec.targetRefs", msg)
+	d := watch.DiagnosticFor(m, severityWarning, "spec.targetRefs", msg)
 	return &d
 }
 
-func diagOf(m *watch.Meta, severity, field, msg string) watch.Diagnostic {
-	return watch.Diagnostic{Severity: severity, Source: m.Source, Kind: m.Kind, Namespace: m.Namespace,
-		Name: m.Name, Field: field, Message: msg}
-}
 
 // subsetOf reports whether every selector label is in labels with the same value;
 // an empty selector is a subset of everything (Istio's labels.Instance.SubsetOf).

@@ -38,15 +38,7 @@ func newBuilder(x *Index) *builder { return &builder{x: x, in: x.in} }
 func (b *builder) any(msg proto.Message) *anypb.Any { return protoany.Must(&b.err, msg) }
 
 func (b *builder) diag(severity string, m *watch.Meta, field, format string) {
-	b.diags = append(b.diags, watch.Diagnostic{
-		Severity:  severity,
-		Source:    m.Source,
-		Kind:      m.Kind,
-		Namespace: m.Namespace,
-		Name:      m.Name,
-		Field:     field,
-		Message:   format,
-	})
+	b.diags = append(b.diags, watch.DiagnosticFor(m, severity, field, format))
 }
 
 func boolValue(v bool) *wrapperspb.BoolValue { return wrapperspb.Bool(v) }

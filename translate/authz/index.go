@@ -106,10 +106,6 @@ func ruleIndexes(p *authzPolicy) []int {
 	return out
 }
 
-func diagOf(m *watch.Meta, severity, field, msg string) watch.Diagnostic {
-	return watch.Diagnostic{Severity: severity, Source: m.Source, Kind: m.Kind, Namespace: m.Namespace,
-		Name: m.Name, Field: field, Message: msg}
-}
 
 // policyDiags are the diagnostics of the policies of one chain kind.
 func policyDiags(pols []*authzPolicy) []watch.Diagnostic {
@@ -123,10 +119,10 @@ func policyDiags(pols []*authzPolicy) []watch.Diagnostic {
 			if p.dryRun {
 				msg = p.invalid + " (dry-run: reported only, nothing is denied)"
 			}
-			out = append(out, diagOf(p.meta, severityError, p.invalidField, msg))
+			out = append(out, watch.DiagnosticFor(p.meta, severityError, p.invalidField, msg))
 		}
 		for _, n := range p.notes {
-			out = append(out, diagOf(p.meta, severityWarning, n.field, n.message))
+			out = append(out, watch.DiagnosticFor(p.meta, severityWarning, n.field, n.message))
 		}
 	}
 	return out
