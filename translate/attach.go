@@ -230,7 +230,6 @@ func targetRefsIgnored(m *watch.Meta, w attachWorkload) *watch.Diagnostic {
 	return &d
 }
 
-
 // subsetOf reports whether every selector label is in labels with the same value;
 // an empty selector is a subset of everything (Istio's labels.Instance.SubsetOf).
 func subsetOf(selector, labels map[string]string) bool {

@@ -106,7 +106,6 @@ func ruleIndexes(p *authzPolicy) []int {
 	return out
 }
 
-
 // policyDiags are the diagnostics of the policies of one chain kind.
 func policyDiags(pols []*authzPolicy) []watch.Diagnostic {
 	var out []watch.Diagnostic
