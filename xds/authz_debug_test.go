@@ -6,11 +6,14 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/wardenmesh/warden/translate/authz"
-	"github.com/wardenmesh/warden/watch"
 )
 
-const authzManifests = `apiVersion: v1
+func TestAuthzCheckHandler(t *testing.T) {
+	s := New(Options{})
+	s.SetInput(meshtest.Input(t, `apiVersion: v1
 kind: Namespace
 metadata: {name: foo, labels: {istio-injection: enabled}}
 ---
@@ -20,17 +23,7 @@ metadata: {name: web, namespace: foo, labels: {app: web}}
 spec:
   serviceAccountName: web
   containers: [{name: app, image: x, ports: [{name: http, containerPort: 8080}]}]
----
-apiVersion: security.istio.io/v1
-kind: AuthorizationPolicy
-metadata: {name: catalog, namespace: foo}
-spec: {rules: [{to: [{operation: {paths: ["/api/catalog*"]}}]}]}
-`
-
-func TestAuthzCheckHandler(t *testing.T) {
-	objs, diags := watch.DecodeFile("m.yaml", []byte(authzManifests))
-	s := New(Options{})
-	s.SetInput(watch.Build(objs, diags))
+`, meshtest.AuthorizationPolicy("catalog", "foo", `{rules: [{to: [{operation: {paths: ["/api/catalog*"]}}]}]}`)))
 
 	for _, tc := range []struct {
 		path, decision string

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/wardenmesh/warden/watch"
 )
 
 type lockedBuffer struct {
@@ -32,8 +32,7 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
-const problemsInput = viewsInput + `---
-apiVersion: security.istio.io/v1
+const problemsPolicies = `apiVersion: security.istio.io/v1
 kind: AuthorizationPolicy
 metadata: {name: bad-cidr, namespace: shop}
 spec:
@@ -61,8 +60,7 @@ func TestProblemsLoggedOnceCountedAndShown(t *testing.T) {
 		o.Log = slog.New(slog.NewTextHandler(logs, nil))
 		o.OnProblems = func(ps []ConfigProblem) { mu.Lock(); reported = append(reported, ps); mu.Unlock() }
 	})
-	objs, diags := watch.DecodeFile("problems.yaml", []byte(problemsInput))
-	ts.srv.SetInput(watch.Build(objs, diags))
+	ts.srv.SetInput(meshtest.InputAllowingErrors(t, meshtest.Shop, problemsPolicies))
 
 	web := Identity{Namespace: "shop", ServiceAccount: "web", Pod: "web-0"}
 	st := ts.stream(t, ts.token(t, web), web)

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/wardenmesh/warden/translate"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -24,7 +26,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/wardenmesh/warden/certs"
-	"github.com/wardenmesh/warden/watch"
 )
 
 type testServer struct {
@@ -53,8 +54,7 @@ func startServer(t *testing.T, opts ...func(*Options)) *testServer {
 		o(&o2)
 	}
 	s := New(o2)
-	objs, diags := watch.DecodeFile("ns.yaml", []byte("apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"))
-	s.SetInput(watch.Build(objs, diags))
+	s.SetInput(meshtest.Input(t, "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"))
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -8,38 +8,13 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/wardenmesh/warden/translate"
-	"github.com/wardenmesh/warden/watch"
 )
-
-const viewsInput = `apiVersion: v1
-kind: Namespace
-metadata: {name: shop, labels: {istio-injection: enabled}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: other}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: db-0, namespace: shop, labels: {app: db}}
-spec:
-  containers: [{name: db, image: db, ports: [{containerPort: 5432}]}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: cli, namespace: other}
-spec:
-  containers: [{name: cli, image: cli}]
----
-apiVersion: security.istio.io/v1
-kind: PeerAuthentication
-metadata: {name: default, namespace: shop}
-spec: {mtls: {mode: STRICT}}
-`
 
 func getJSON(t *testing.T, h http.Handler, url string, into any) int {
 	t.Helper()
@@ -55,8 +30,7 @@ func getJSON(t *testing.T, h http.Handler, url string, into any) int {
 
 func TestViewsShowConnectedProxiesAndServedCertificate(t *testing.T) {
 	ts := startServer(t)
-	objs, diags := watch.DecodeFile("views.yaml", []byte(viewsInput))
-	ts.srv.SetInput(watch.Build(objs, diags))
+	ts.srv.SetInput(meshtest.Input(t, meshtest.Shop))
 	mux := http.NewServeMux()
 	ts.srv.registerViews(mux)
 

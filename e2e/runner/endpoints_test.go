@@ -4,26 +4,10 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/google/go-cmp/cmp"
-
-	"github.com/wardenmesh/warden/watch"
 )
-
-// inputOf decodes manifests as wardend does.
-func inputOf(t *testing.T, docs ...string) *watch.Input {
-	t.Helper()
-	var objs []watch.Object
-	for _, d := range docs {
-		o, diags := watch.DecodeFile("test.yaml", []byte(d))
-		for _, dg := range diags {
-			if dg.IsError() {
-				t.Fatalf("decode: %s", dg)
-			}
-		}
-		objs = append(objs, o...)
-	}
-	return watch.Build(objs, nil)
-}
 
 func pod(name, ip, label string, ports string) string {
 	return `apiVersion: v1
@@ -59,7 +43,7 @@ func viewSlices(in map[string][]sliceSpec) map[string][]sliceView {
 // Pods that serve a named targetPort on different numbers get different slices; a
 // Service that selects nothing gets an empty slice; one without a selector none.
 func TestEndpointSlicesGroupByPorts(t *testing.T) {
-	in := inputOf(t,
+	in := meshtest.Input(t,
 		pod("web-a", "10.0.0.2", "web", `[{name: http, containerPort: 8080}]`),
 		pod("web-b", "10.0.0.3", "web", `[{name: http, containerPort: 9090}]`),
 		pod("web-c", "10.0.0.4", "web", `[{name: http, containerPort: 8080}]`),
