@@ -41,6 +41,9 @@ type App struct {
 	Static map[string]string `json:"static,omitempty"`
 	// ExtAuthz makes the app an HTTP ext_authz server.
 	ExtAuthz bool `json:"extAuthz,omitempty"`
+	// ExtAuthzGrpc (format 1.1) makes the app a gRPC ext_authz server
+	// (envoy.service.auth.v3.Authorization) with the same decision.
+	ExtAuthzGrpc bool `json:"extAuthzGrpc,omitempty"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.

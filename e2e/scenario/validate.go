@@ -84,6 +84,12 @@ func validateApp(p *problems, path, key string, app App) {
 	if app.ExtAuthz && (len(app.Forward) > 0 || len(app.Static) > 0) {
 		p.add(child(path, "extAuthz"), "an ext_authz server answers every path; remove forward and static")
 	}
+	switch {
+	case app.ExtAuthzGrpc && app.ExtAuthz:
+		p.add(child(path, "extAuthzGrpc"), "has both extAuthz and extAuthzGrpc; want one")
+	case app.ExtAuthzGrpc && (len(app.Forward) > 0 || len(app.Static) > 0):
+		p.add(child(path, "extAuthzGrpc"), "an ext_authz server answers every path; remove forward and static")
+	}
 	for _, route := range sortedKeys(app.Forward) {
 		field := child(child(path, "forward"), route)
 		if !strings.HasPrefix(route, "/") {
