@@ -24,7 +24,9 @@ func TestGRPCExtAuthz(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, slog.New(slog.DiscardHandler), appConfig{ExtAuthzGrpc: true}, []net.Listener{ln}, nil) }()
+	go func() {
+		done <- serve(ctx, slog.New(slog.DiscardHandler), appConfig{ExtAuthzGrpc: true}, []net.Listener{ln}, nil)
+	}()
 	defer func() { cancel(); <-done }()
 
 	conn, err := grpc.NewClient(ln.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
