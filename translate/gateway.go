@@ -156,11 +156,16 @@ func (b *builder) gatewayHTTPFilters(w *watch.Workload) []*hcm.HttpFilter {
 }
 
 // gatewayRoute is RouteConfiguration http.<port>: one virtual host per host of the
-// VirtualServices bound to the port's servers. A Host matching none gets 404.
+// VirtualServices bound to the port's servers. A Host matching none gets 404. As in
+// Istio (pilot/pkg/networking/core/gateway.go buildGatewayHTTPRouteConfig sets
+// IgnorePortInHostMatching for every Envoy gateway), the port of the Host header
+// plays no part in choosing the virtual host: a gateway behind a load balancer or
+// node port cannot know which port the client wrote.
 func (b *builder) gatewayRoute(port uint32, servers []gatewayServer) *route.RouteConfiguration {
 	return &route.RouteConfiguration{
-		Name:             gatewayRouteName(port),
-		VirtualHosts:     b.gatewayVirtualHosts(port, servers),
-		ValidateClusters: boolValue(false),
+		Name:                     gatewayRouteName(port),
+		VirtualHosts:             b.gatewayVirtualHosts(port, servers),
+		ValidateClusters:         boolValue(false),
+		IgnorePortInHostMatching: true,
 	}
 }

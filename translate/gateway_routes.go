@@ -53,7 +53,7 @@ func (b *builder) gatewayVirtualHosts(port uint32, servers []gatewayServer) []*r
 		gh := hosts[h]
 		vh := &route.VirtualHost{
 			Name:    h + ":" + strconv.FormatUint(uint64(port), 10),
-			Domains: gatewayDomains(h, port),
+			Domains: gatewayDomains(h),
 		}
 		for i, vs := range gh.vs {
 			vh.Routes = append(vh.Routes, b.vsRoutes(vs, gh.server[i], port)...)
@@ -63,19 +63,13 @@ func (b *builder) gatewayVirtualHosts(port uint32, servers []gatewayServer) []*r
 	return out
 }
 
-// gatewayDomains are the Host values a gateway virtual host matches, as Istio
-// builds them: the host itself and, since a gateway behind a load balancer or node
-// port cannot know the port in the Host header, the host with any port. A wildcard
-// host can only take the server's port (Envoy allows one wildcard per domain); "*"
-// matches everything.
-func gatewayDomains(host string, port uint32) []string {
-	switch {
-	case host == "*":
-		return []string{"*"}
-	case strings.HasPrefix(host, "*"):
-		return []string{host, host + ":" + strconv.FormatUint(uint64(port), 10)}
-	}
-	return []string{host, host + ":*"}
+// gatewayDomains are the Host values a gateway virtual host matches: the host
+// alone, as Istio builds them (gateway.go buildGatewayHTTPRouteConfig: Domains is
+// []string{hostname}). The route configuration ignores the Host port
+// (gatewayRoute), so "www.example.com:8080" matches "www.example.com" and
+// "*.example.com" alike; "*" matches everything.
+func gatewayDomains(host string) []string {
+	return []string{host}
 }
 
 // vsBindsGateway reports whether the VirtualService's gateways name gw: "ns/name",

@@ -3,6 +3,7 @@ package translate
 import (
 	"os"
 	"slices"
+	"strings"
 	"testing"
 
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -24,15 +25,27 @@ func TestGatewayWithoutGatewayServesNothing(t *testing.T) {
 	}
 }
 
-func TestGatewayDomains(t *testing.T) {
-	cases := map[string][]string{
-		"webapp.istioinaction.io": {"webapp.istioinaction.io", "webapp.istioinaction.io:*"},
-		"*.istioinaction.io":      {"*.istioinaction.io", "*.istioinaction.io:80"},
-		"*":                       {"*"},
+// TestGatewayHostPortIgnored: a gateway virtual host lists only its host and the
+// route configuration ignores the Host port, as Istio's gateway route configuration
+// does (pilot/pkg/networking/core/gateway.go buildGatewayHTTPRouteConfig: Domains
+// []string{hostname}, IgnorePortInHostMatching: !node.IsProxylessGrpc()). So
+// "www.example.com:8080" reaches a "*.example.com" host, not a 404.
+func TestGatewayHostPortIgnored(t *testing.T) {
+	out := Translate(loadCase(t, "gateway-host-port"), Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	if len(out.Routes) == 0 {
+		t.Fatalf("no routes: %v", out.Diagnostics)
 	}
-	for host, want := range cases {
-		if got := gatewayDomains(host, 80); !slices.Equal(got, want) {
-			t.Errorf("%s: %v, want %v", host, got, want)
+	for _, r := range out.Routes {
+		rc := r.(*route.RouteConfiguration)
+		if !rc.GetIgnorePortInHostMatching() {
+			t.Errorf("%s: ignore_port_in_host_matching is off", rc.GetName())
+		}
+		for _, vh := range rc.GetVirtualHosts() {
+			for _, d := range vh.GetDomains() {
+				if strings.Contains(d, ":") {
+					t.Errorf("%s %s: domain %q names a port", rc.GetName(), vh.GetName(), d)
+				}
+			}
 		}
 	}
 }

@@ -162,6 +162,14 @@ func (b *builder) vsRouteMatch(vs *virtualService, field string, m *networking.H
 	}
 	headers := map[string]*networking.StringMatch{}
 	for k, v := range m.GetHeaders() {
+		if strings.HasPrefix(k, "@") {
+			mm, ok := b.claimMatch(vs, field+".headers["+k+"]", k, v)
+			if !ok {
+				return nil, false
+			}
+			rm.DynamicMetadata = append(rm.DynamicMetadata, mm)
+			continue
+		}
 		headers[strings.ToLower(k)] = v
 	}
 	for k, v := range map[string]*networking.StringMatch{":method": m.GetMethod(), ":authority": m.GetAuthority(), ":scheme": m.GetScheme()} {
@@ -174,8 +182,20 @@ func (b *builder) vsRouteMatch(vs *virtualService, field string, m *networking.H
 	}
 	without := m.GetWithoutHeaders()
 	for _, k := range slices.Sorted(maps.Keys(without)) {
+		if strings.HasPrefix(k, "@") {
+			mm, ok := b.claimMatch(vs, field+".withoutHeaders["+k+"]", k, without[k])
+			if !ok {
+				return nil, false
+			}
+			mm.Invert = true
+			rm.DynamicMetadata = append(rm.DynamicMetadata, mm)
+			continue
+		}
 		rm.Headers = append(rm.Headers, vsHeaderMatch(strings.ToLower(k), without[k], true))
 	}
+	slices.SortStableFunc(rm.DynamicMetadata, func(a, c *matcher.MetadataMatcher) int {
+		return strings.Compare(metadataPathString(a), metadataPathString(c))
+	})
 	qp := m.GetQueryParams()
 	for _, k := range slices.Sorted(maps.Keys(qp)) {
 		q := &route.QueryParameterMatcher{Name: k}

@@ -16,10 +16,12 @@ import (
 
 // requestResult is what `request` prints.
 type requestResult struct {
-	Status          int    `json:"status"`
-	Body            string `json:"body"`
-	Error           string `json:"error,omitempty"`
-	ConnectionError bool   `json:"connectionError"`
+	Status int    `json:"status"`
+	Body   string `json:"body"`
+	// Headers are the response headers, names in lower case.
+	Headers         map[string][]string `json:"headers,omitempty"`
+	Error           string              `json:"error,omitempty"`
+	ConnectionError bool                `json:"connectionError"`
 }
 
 // tcpResult is what `tcp` prints.
@@ -100,7 +102,11 @@ func doRequest(ctx context.Context, url, method, body, connect string, headers h
 	}
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
-	res := requestResult{Status: resp.StatusCode, Body: string(data)}
+	res := requestResult{Status: resp.StatusCode, Body: string(data), Headers: map[string][]string{}}
+	for k, vs := range resp.Header {
+		k = strings.ToLower(k)
+		res.Headers[k] = append(res.Headers[k], vs...)
+	}
 	if err != nil {
 		res.Error = fmt.Sprintf("read body: %v", err)
 	}

@@ -15,6 +15,9 @@ type appConfig struct {
 	Static map[string]string `json:"static,omitempty"`
 	// ExtAuthz turns every HTTP port into an ext_authz server.
 	ExtAuthz bool `json:"extAuthz,omitempty"`
+	// ExtAuthzGrpc turns every HTTP port into a gRPC ext_authz server
+	// (envoy.service.auth.v3.Authorization over cleartext HTTP/2).
+	ExtAuthzGrpc bool `json:"extAuthzGrpc,omitempty"`
 }
 
 // loadConfig reads a JSON app configuration; an empty path means the default behaviour.

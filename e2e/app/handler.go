@@ -27,6 +27,10 @@ func newHandler(c appConfig, client *http.Client) http.Handler {
 	if c.ExtAuthz {
 		return http.HandlerFunc(extAuthz)
 	}
+	if c.ExtAuthzGrpc {
+		// Any other request (the readiness probe) gets the HTTP server's decision.
+		return grpcAuthzHandler(http.HandlerFunc(extAuthz))
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if body, ok := c.Static[r.URL.Path]; ok {
 			w.Header().Set("Content-Type", contentType(r.URL.Path))

@@ -71,6 +71,12 @@ func serve(ctx context.Context, log *slog.Logger, cfg appConfig, httpLns, tcpLns
 		Handler:           newHandler(cfg, newForwardClient()),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
+	if cfg.ExtAuthzGrpc {
+		// gRPC clients (Envoy's ext_authz) speak HTTP/2 without TLS.
+		srv.Protocols = new(http.Protocols)
+		srv.Protocols.SetHTTP1(true)
+		srv.Protocols.SetUnencryptedHTTP2(true)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(httpLns)+len(tcpLns))
 	for _, ln := range httpLns {

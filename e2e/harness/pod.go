@@ -216,10 +216,12 @@ func (m *Mesh) Pod(id string) *Pod {
 
 // Result is what a request from inside a pod got.
 type Result struct {
-	Status          int    `json:"status"`
-	Body            string `json:"body"`
-	Error           string `json:"error,omitempty"`
-	ConnectionError bool   `json:"connectionError"`
+	Status int    `json:"status"`
+	Body   string `json:"body"`
+	// Headers are the response headers, names in lower case.
+	Headers         map[string][]string `json:"headers,omitempty"`
+	Error           string              `json:"error,omitempty"`
+	ConnectionError bool                `json:"connectionError"`
 }
 
 func (r Result) String() string {
@@ -315,6 +317,29 @@ func (m *Mesh) WaitDrained(ctx context.Context, d time.Duration) error {
 		}
 		return nil
 	})
+}
+
+// EnvoyCounters reads the counters of the pod's Envoy from its admin /stats: name to
+// value. Gauges and histograms are left out (a counter line is "name: <integer>").
+func (m *Mesh) EnvoyCounters(ctx context.Context, p *Pod) (map[string]int64, error) {
+	if p.Envoy == nil {
+		return nil, fmt.Errorf("%s runs no Envoy", p.ID())
+	}
+	out, err := p.Exec(ctx, "curl", "-sS", "--fail", "--max-time", "5", "http://127.0.0.1:15000/stats?type=Counters")
+	if err != nil {
+		return nil, fmt.Errorf("%s admin stats: %v: %s", p.ID(), err, out)
+	}
+	got := map[string]int64{}
+	for _, line := range strings.Split(string(out), "\n") {
+		k, v, ok := strings.Cut(line, ": ")
+		if !ok {
+			continue
+		}
+		if n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
+			got[k] = n
+		}
+	}
+	return got, nil
 }
 
 // Diagnose collects what a person needs to see when something failed.

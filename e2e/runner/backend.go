@@ -19,6 +19,10 @@ const (
 // Service IPs come from, how a sidecar proves its identity, where the mesh CA lives.
 // The world's own bookkeeping (objects, pods, hosts, DNAT) is the same for every backend.
 type backend interface {
+	// preload hands wardend the documents of keys before it starts (the mesh
+	// ConfigMap, so its first view, which fixes the trust domain of its certificates,
+	// already has the scenario's MeshConfig).
+	preload(ctx context.Context, w *world, keys []objKey) error
 	// startWardend starts wardend on this backend's source of configuration.
 	startWardend(ctx context.Context) error
 	// preparePod runs before a pod's processes start, as a kubelet would see the pod
@@ -63,6 +67,17 @@ type dirBackend struct {
 
 func (d *dirBackend) startWardend(ctx context.Context) error {
 	return d.mesh.StartWardend(ctx)
+}
+
+func (d *dirBackend) preload(_ context.Context, w *world, keys []objKey) error {
+	for _, k := range keys {
+		doc := w.objects[k]
+		if err := d.mesh.WriteConfig(k.fileName(), string(doc)); err != nil {
+			return err
+		}
+		d.written[k.fileName()] = doc
+	}
+	return nil
 }
 
 func (d *dirBackend) preparePod(context.Context, *harness.Pod, *podSpec) error { return nil }

@@ -100,6 +100,10 @@ func (b *kubeBackend) setUp(ctx context.Context) error {
 	return nil
 }
 
+func (b *kubeBackend) preload(ctx context.Context, w *world, keys []objKey) error {
+	return b.applyDocs(ctx, w.objects, keys)
+}
+
 func (b *kubeBackend) startWardend(ctx context.Context) error {
 	if err := b.mesh.StartWardend(ctx); err != nil {
 		return err

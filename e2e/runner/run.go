@@ -114,9 +114,15 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 	if w.outside, err = m.CreatePod(ctx, "outside", "client"); err != nil {
 		return setupFail(err)
 	}
+	// wardend's first view fixes the trust domain it issues certificates for: it must
+	// already hold the scenario's MeshConfig.
+	if err := b.preload(ctx, w, w.meshConfigKeys()); err != nil {
+		return setupFail(err)
+	}
 	if err := b.startWardend(ctx); err != nil {
 		return setupFail(err)
 	}
+	w.trustDomain = w.build(nil).TrustDomain
 	took, err := w.reconcile(ctx)
 	if err != nil {
 		return setupFail(err)
@@ -227,6 +233,19 @@ func (w *world) runStep(ctx context.Context, st *scenario.Step) (outcome, error)
 	took, err := w.reconcile(ctx)
 	if err != nil {
 		return outcome{}, err
+	}
+	if td := w.input.TrustDomain; td != w.trustDomain {
+		// wardend keeps the trust domain of its first view until it restarts, as an
+		// operator must restart it: do so, and wait for every proxy again.
+		if err := w.mesh.RestartWardend(ctx); err != nil {
+			return outcome{}, err
+		}
+		w.trustDomain = td
+		again, err := w.reconcile(ctx)
+		if err != nil {
+			return outcome{}, err
+		}
+		took += again
 	}
 	return outcome{pass: true, want: "every proxy SYNCED", got: "SYNCED", waited: took}, nil
 }

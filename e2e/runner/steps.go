@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -88,6 +89,18 @@ func (w *world) runRequest(ctx context.Context, st *scenario.Step) (outcome, err
 	for _, k := range hk {
 		args = append(args, "-header", k+"="+r.Headers[k])
 	}
+	e := st.Expect
+	var statsPod *harness.Pod
+	var before map[string]int64
+	if e.EnvoyStats != nil {
+		if statsPod, err = w.caller(e.EnvoyStats.Pod); err != nil {
+			return outcome{}, fmt.Errorf("expect.envoyStats.pod: %w", err)
+		}
+		o.proxies = append(o.proxies, statsPod.ID())
+		if before, err = w.mesh.EnvoyCounters(ctx, statsPod); err != nil {
+			return outcome{}, err
+		}
+	}
 	out, err := from.Exec(ctx, args...)
 	if err != nil {
 		return outcome{}, fmt.Errorf("request from %s: %v: %s", r.From, err, out)
@@ -96,7 +109,6 @@ func (w *world) runRequest(ctx context.Context, st *scenario.Step) (outcome, err
 	if err := json.Unmarshal(out, &res); err != nil {
 		return outcome{}, fmt.Errorf("request from %s: bad client output %q", r.From, out)
 	}
-	e := st.Expect
 	got := res.String()
 	if !res.ConnectionError && res.Error == "" {
 		got = fmt.Sprintf("status %d", res.Status)
@@ -118,6 +130,32 @@ func (w *world) runRequest(ctx context.Context, st *scenario.Step) (outcome, err
 		want = append(want, fmt.Sprintf("body not containing %q", e.BodyNotContains))
 		pass = pass && !strings.Contains(res.Body, e.BodyNotContains)
 	}
+	for _, name := range sortedStrings(e.ResponseHeaders) {
+		want = append(want, fmt.Sprintf("header %s: %q", name, e.ResponseHeaders[name]))
+		vals := res.Headers[strings.ToLower(name)]
+		if !slices.Contains(vals, e.ResponseHeaders[name]) {
+			pass = false
+			got += fmt.Sprintf(", header %s: %q", name, vals)
+		}
+	}
+	for _, name := range e.ResponseHeadersAbsent {
+		want = append(want, "no header "+name)
+		if vals, ok := res.Headers[strings.ToLower(name)]; ok {
+			pass = false
+			got += fmt.Sprintf(", header %s: %q", name, vals)
+		}
+	}
+	if e.EnvoyStats != nil {
+		ok, desc, err := w.checkCounters(ctx, statsPod, before, e.EnvoyStats.Increase)
+		if err != nil {
+			return outcome{}, err
+		}
+		want = append(want, "envoy "+e.EnvoyStats.Pod+" counters "+increaseText(e.EnvoyStats.Increase))
+		if !ok {
+			pass = false
+			got += ", counters " + desc
+		}
+	}
 	if pass && res.ConnectionError {
 		got = "connection error"
 	}
@@ -126,6 +164,78 @@ func (w *world) runRequest(ctx context.Context, st *scenario.Step) (outcome, err
 	}
 	o.pass, o.want, o.got = pass, strings.Join(want, ", "), got
 	return o, nil
+}
+
+// checkCounters waits briefly until every counter grew by exactly its increase since
+// before, and describes what it saw otherwise. Envoy counts a request before its
+// response leaves, so the wait only covers the admin read racing a late increment.
+func (w *world) checkCounters(ctx context.Context, p *harness.Pod, before map[string]int64, want map[string]int) (bool, string, error) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		after, err := w.mesh.EnvoyCounters(ctx, p)
+		if err != nil {
+			return false, "", err
+		}
+		got := map[string]int{}
+		ok := true
+		for name, n := range want {
+			got[name] = int(after[name] - before[name])
+			ok = ok && got[name] == n
+		}
+		if ok {
+			return true, increaseText(got), nil
+		}
+		if time.Now().After(deadline) {
+			return false, increaseText(got) + changedCounters(before, after, 12), nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, "", ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// changedCounters lists up to n counters that grew between before and after, so a
+// failure shows what Envoy did count.
+func changedCounters(before, after map[string]int64, n int) string {
+	var parts, rest []string
+	for _, name := range sortedStrings(after) {
+		d := after[name] - before[name]
+		switch {
+		case d <= 0 || strings.HasPrefix(name, "http.admin."):
+		case strings.HasPrefix(name, "http.") || strings.HasPrefix(name, "tcp."):
+			// the filter stats (rbac, ext_authz, jwt_authn) of the chains first
+			parts = append(parts, fmt.Sprintf("%s +%d", name, d))
+		default:
+			rest = append(rest, fmt.Sprintf("%s +%d", name, d))
+		}
+	}
+	parts = append(parts, rest...)
+	if len(parts) == 0 {
+		return " (no counter grew)"
+	}
+	if len(parts) > n {
+		parts = append(parts[:n], fmt.Sprintf("and %d more", len(parts)-n))
+	}
+	return " (grew: " + strings.Join(parts, ", ") + ")"
+}
+
+func increaseText(m map[string]int) string {
+	var parts []string
+	for _, name := range sortedStrings(m) {
+		parts = append(parts, fmt.Sprintf("%s +%d", name, m[name]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func sortedStrings[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
 }
 
 func (w *world) runTCP(ctx context.Context, from *harness.Pod, r *scenario.Request, connect string, e *scenario.Expect, o outcome) (outcome, error) {

@@ -51,11 +51,24 @@ type world struct {
 	input   *watch.Input      // the input built from objects (runner's own view)
 	dnat    map[string]bool   // "vip:port" installed
 	outside *harness.Pod
+	// trustDomain is the one wardend issues certificates for (its first view's).
+	trustDomain string
 }
 
 func newWorld(m *harness.Mesh, sc *scenario.Scenario, b backend) *world {
 	return &world{mesh: m, sc: sc, backend: b, objects: map[objKey][]byte{}, vips: map[string]string{},
 		dnat: map[string]bool{}}
+}
+
+// meshConfigKeys are the applied mesh ConfigMaps (ConfigMap istio in istio-system).
+func (w *world) meshConfigKeys() []objKey {
+	var out []objKey
+	for _, k := range sortedKeys(w.objects) {
+		if k.kind == "ConfigMap" && k.namespace == watch.MeshConfigNamespace && k.name == watch.MeshConfigName {
+			out = append(out, k)
+		}
+	}
+	return out
 }
 
 // splitDocs splits multi-document YAML into non-empty documents.

@@ -41,6 +41,9 @@ type App struct {
 	Static map[string]string `json:"static,omitempty"`
 	// ExtAuthz makes the app an HTTP ext_authz server.
 	ExtAuthz bool `json:"extAuthz,omitempty"`
+	// ExtAuthzGrpc (format 1.1) makes the app a gRPC ext_authz server
+	// (envoy.service.auth.v3.Authorization) with the same decision.
+	ExtAuthzGrpc bool `json:"extAuthzGrpc,omitempty"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.
@@ -128,6 +131,25 @@ type Expect struct {
 	// MaxValidity is a time.ParseDuration string bounding the certificate's lifetime
 	// (NotAfter - NotBefore); see MaxValidityDuration.
 	MaxValidity string `json:"maxValidity,omitempty"`
+
+	// ResponseHeaders (format 1.1) maps a response header name (any case) to a value
+	// that one of the header's values must equal exactly.
+	ResponseHeaders map[string]string `json:"responseHeaders,omitempty"`
+	// ResponseHeadersAbsent (format 1.1) lists response headers that must not be sent.
+	ResponseHeadersAbsent []string `json:"responseHeadersAbsent,omitempty"`
+	// EnvoyStats (format 1.1) checks what a proxy's Envoy counted during the request.
+	EnvoyStats *EnvoyStats `json:"envoyStats,omitempty"`
+}
+
+// EnvoyStats names counters of one proxy's Envoy admin /stats and how much each must
+// grow across the request (read before it is sent and after its response).
+type EnvoyStats struct {
+	// Pod is the proxy, `namespace/name` (a sidecar or a gateway).
+	Pod string `json:"pod"`
+	// Increase maps a counter's full name, as /stats prints it (for example
+	// http.inbound_0.0.0.0_8000.rbac.istio_dry_run_deny_shadow_denied), to its growth;
+	// a counter Envoy never created counts as 0.
+	Increase map[string]int `json:"increase"`
 }
 
 // MaxValidityDuration returns MaxValidity parsed, or 0 when it is not set. Loading

@@ -84,6 +84,12 @@ func validateApp(p *problems, path, key string, app App) {
 	if app.ExtAuthz && (len(app.Forward) > 0 || len(app.Static) > 0) {
 		p.add(child(path, "extAuthz"), "an ext_authz server answers every path; remove forward and static")
 	}
+	switch {
+	case app.ExtAuthzGrpc && app.ExtAuthz:
+		p.add(child(path, "extAuthzGrpc"), "has both extAuthz and extAuthzGrpc; want one")
+	case app.ExtAuthzGrpc && (len(app.Forward) > 0 || len(app.Static) > 0):
+		p.add(child(path, "extAuthzGrpc"), "an ext_authz server answers every path; remove forward and static")
+	}
 	for _, route := range sortedKeys(app.Forward) {
 		field := child(child(path, "forward"), route)
 		if !strings.HasPrefix(route, "/") {
@@ -295,14 +301,17 @@ func validateObjectRef(p *problems, path string, o ObjectRef) {
 // expectFields lists the fields an Expect sets, by YAML name.
 func expectFields(e *Expect) map[string]bool {
 	return map[string]bool{
-		"status":           e.Status != 0,
-		"bodyContains":     e.BodyContains != "",
-		"bodyNotContains":  e.BodyNotContains != "",
-		"connectionError":  e.ConnectionError,
-		"echo":             e.Echo,
-		"uriSAN":           e.URISAN != "",
-		"chainsToMeshRoot": e.ChainsToMeshRoot,
-		"maxValidity":      e.MaxValidity != "",
+		"status":                e.Status != 0,
+		"bodyContains":          e.BodyContains != "",
+		"bodyNotContains":       e.BodyNotContains != "",
+		"connectionError":       e.ConnectionError,
+		"echo":                  e.Echo,
+		"uriSAN":                e.URISAN != "",
+		"chainsToMeshRoot":      e.ChainsToMeshRoot,
+		"maxValidity":           e.MaxValidity != "",
+		"responseHeaders":       e.ResponseHeaders != nil,
+		"responseHeadersAbsent": e.ResponseHeadersAbsent != nil,
+		"envoyStats":            e.EnvoyStats != nil,
 	}
 }
 
@@ -333,7 +342,12 @@ func validateRequestExpect(p *problems, path string, r *Request, e *Expect) {
 		p.add(path, "required: status or connectionError")
 		return
 	}
-	onlyFields(p, path, e, "http requests", "status", "bodyContains", "bodyNotContains", "connectionError")
+	onlyFields(p, path, e, "http requests", "status", "bodyContains", "bodyNotContains", "connectionError",
+		"responseHeaders", "responseHeadersAbsent", "envoyStats")
+	validateResponseHeaders(p, path, e)
+	if e.EnvoyStats != nil {
+		validateEnvoyStats(p, child(path, "envoyStats"), e.EnvoyStats)
+	}
 	switch {
 	case e.Status != 0 && e.ConnectionError:
 		p.add(path, "has both status and connectionError; want one")
@@ -343,6 +357,61 @@ func validateRequestExpect(p *problems, path string, r *Request, e *Expect) {
 		p.add(child(path, "status"), strconv.Itoa(e.Status)+": want an HTTP status from 100 to 599")
 	case e.ConnectionError && (e.BodyContains != "" || e.BodyNotContains != ""):
 		p.add(path, "bodyContains and bodyNotContains need a response; remove them or expect a status")
+	case e.ConnectionError && (e.ResponseHeaders != nil || e.ResponseHeadersAbsent != nil):
+		p.add(path, "responseHeaders and responseHeadersAbsent need a response; remove them or expect a status")
+	}
+}
+
+// validateResponseHeaders checks the names (HTTP tokens, each once whatever its
+// case, and never both wanted and absent) and values of the response header checks.
+func validateResponseHeaders(p *problems, path string, e *Expect) {
+	if e.ResponseHeaders != nil && len(e.ResponseHeaders) == 0 {
+		p.add(child(path, "responseHeaders"), "lists no headers")
+	}
+	if e.ResponseHeadersAbsent != nil && len(e.ResponseHeadersAbsent) == 0 {
+		p.add(child(path, "responseHeadersAbsent"), "lists no headers")
+	}
+	validateHeaders(p, child(path, "responseHeaders"), e.ResponseHeaders)
+	wanted := map[string]bool{}
+	for name := range e.ResponseHeaders {
+		wanted[strings.ToLower(name)] = true
+	}
+	seen := map[string]bool{}
+	for i, name := range e.ResponseHeadersAbsent {
+		field := index(child(path, "responseHeadersAbsent"), i)
+		lower := strings.ToLower(name)
+		switch {
+		case !httpToken.MatchString(name):
+			p.add(field, fmt.Sprintf("%q is not a valid header name", name))
+		case seen[lower]:
+			p.add(field, fmt.Sprintf("%q is listed twice (names are case-insensitive)", name))
+		case wanted[lower]:
+			p.add(field, fmt.Sprintf("%q is also in responseHeaders; want one", name))
+		}
+		seen[lower] = true
+	}
+}
+
+// statName is a counter name as Envoy's admin /stats prints it.
+var statName = regexp.MustCompile(`^[A-Za-z0-9_.:|/-]+$`)
+
+func validateEnvoyStats(p *problems, path string, s *EnvoyStats) {
+	if s.Pod == Outside {
+		p.add(child(path, "pod"), "outside has no Envoy; want namespace/name of a proxy")
+	} else {
+		validateFrom(p, child(path, "pod"), s.Pod, false)
+	}
+	if len(s.Increase) == 0 {
+		p.add(child(path, "increase"), "required: at least one counter")
+	}
+	for _, name := range sortedKeys(s.Increase) {
+		field := child(child(path, "increase"), name)
+		if !statName.MatchString(name) {
+			p.add(field, "not an Envoy stat name (letters, digits and _ . : | / -)")
+		}
+		if s.Increase[name] < 0 {
+			p.add(field, "a counter never decreases; want 0 or more")
+		}
 	}
 }
 
