@@ -180,6 +180,20 @@ spec: {mtls: {mode: STRICT}}
 			decision:  "DENY",
 		},
 		{
+			// istio/istio pkg/config/security/security.go CheckValidPathTemplate accepts
+			// literal segments after {**}; matcher/template.go makes it "/store/**/cart".
+			name:      "uri template {**} then a literal",
+			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/store/{**}/cart"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/store/a/b/cart"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[tmpl]-rule[0]",
+		},
+		{
+			name:      "uri template {**} then a literal, other tail",
+			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/store/{**}/cart"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/store/a/b/checkout"},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
 			name:      "TCP port: ALLOW rule with methods is dropped",
 			manifests: policy("get", "foo", `{rules: [{to: [{operation: {methods: ["GET"]}}]}]}`),
 			req:       authz.CheckRequest{FromPod: "sleep.foo", Port: 9000},

@@ -450,8 +450,10 @@ const templateChars = `a-zA-Z0-9\-._~%!$&'()+,;:@=`
 
 var templateLiteral = regexp.MustCompile(`^[` + templateChars + `]*$`)
 
-// uriTemplate converts a path with {*} (one segment) and {**} (the rest of the path,
-// last only) into Envoy's path_template and an equivalent regular expression.
+// uriTemplate converts a path with {*} (one segment) and {**} (zero or more
+// characters across segments) into Envoy's path_template and an equivalent regular
+// expression. As Istio's CheckValidPathTemplate, {**} must be the last operator: no
+// {*} or {**} may follow it, literal segments may ("/store/{**}/cart").
 func uriTemplate(v string) (string, *regexp.Regexp, error) {
 	if !strings.HasPrefix(v, "/") {
 		return "", nil, fmt.Errorf("path template %q must start with /", v)
@@ -459,14 +461,16 @@ func uriTemplate(v string) (string, *regexp.Regexp, error) {
 	segs := strings.Split(v[1:], "/")
 	tmpl := make([]string, len(segs))
 	expr := make([]string, len(segs))
+	matchAny := false
 	for i, s := range segs {
 		switch {
+		case (s == "{*}" || s == "{**}") && matchAny:
+			return "", nil, fmt.Errorf("path template %q: {**} must be the last operator (no {*} or {**} after it)", v)
 		case s == "{*}":
 			tmpl[i], expr[i] = "*", `[`+templateChars+`]+`
-		case s == "{**}" && i == len(segs)-1:
-			tmpl[i], expr[i] = "**", `[`+templateChars+`/]*`
 		case s == "{**}":
-			return "", nil, fmt.Errorf("path template %q: {**} must be the last segment", v)
+			tmpl[i], expr[i] = "**", `[`+templateChars+`/]*`
+			matchAny = true
 		case templateLiteral.MatchString(s):
 			tmpl[i], expr[i] = s, regexp.QuoteMeta(s)
 		default:
