@@ -157,6 +157,16 @@ func grpcService(p *extProvider, cluster string, timeout time.Duration) *core.Gr
 	}
 }
 
+// checkHeaders are the request headers sent to an HTTP provider: as Istio's
+// generateHTTPConfig (builder/extauthz.go), the deprecated includeHeadersInCheck is
+// used only when includeRequestHeadersInCheck is not set.
+func checkHeaders(h *meshv1alpha1.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationHttpProvider) []string {
+	if names := h.GetIncludeRequestHeadersInCheck(); len(names) > 0 {
+		return names
+	}
+	return h.GetIncludeHeadersInCheck() //nolint:staticcheck // deprecated, read as Istio does
+}
+
 // extAuthzHTTPFilter is the ext_authz HTTP filter of a provider.
 func (b *filterBuilder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
 	cfg := &extauthz.ExtAuthz{
@@ -168,7 +178,7 @@ func (b *filterBuilder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
 		cfg.FailureModeAllow = h.GetFailOpen()
 		cfg.StatusOnError = statusOnError(h.GetStatusOnError())
 		cfg.ClearRouteCache = h.GetClearRouteCache()
-		cfg.AllowedHeaders = headerPatterns(append(append([]string{}, h.GetIncludeRequestHeadersInCheck()...), h.GetIncludeHeadersInCheck()...))
+		cfg.AllowedHeaders = headerPatterns(checkHeaders(h))
 		req := &extauthz.AuthorizationRequest{}
 		for _, k := range slices.Sorted(maps.Keys(h.GetIncludeAdditionalHeadersInCheck())) {
 			req.HeadersToAdd = append(req.HeadersToAdd, &core.HeaderValue{Key: k, Value: h.GetIncludeAdditionalHeadersInCheck()[k]})
