@@ -161,6 +161,39 @@ spec: {mtls: {mode: STRICT}}
 			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer"}},
 			decision:  "DENY",
 		},
+		// requestPrincipals: istio/istio pilot/pkg/security/authz/model/generator.go
+		// requestPrincipalGenerator honours "*" only at the start or end of the whole
+		// "iss/sub" value; "iss/*-1" is iss exact "iss" and sub exact "*-1".
+		{
+			name:      "requestPrincipals * inside sub is literal",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["iss/*-1"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "iss", "sub": "user-1"}},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "requestPrincipals * inside sub matches itself",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["iss/*-1"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "iss", "sub": "*-1"}},
+			decision:  "ALLOW", rule: "ns[foo]-policy[jwt]-rule[0]",
+		},
+		{
+			name:      "requestPrincipals * at the end of iss is literal",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["issuer-*/sub"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "issuer-a", "sub": "sub"}},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "requestPrincipals leading * is a suffix of iss, sub exact",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["*.example.com/sub*"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://a.example.com", "sub": "sub-x"}},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "requestPrincipals trailing * is a prefix of sub",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["https://issuer/user-*"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer", "sub": "user-7"}},
+			decision:  "ALLOW", rule: "ns[foo]-policy[jwt]-rule[0]",
+		},
 		{
 			name:      "claims list and scope splitting",
 			manifests: policy("jwt", "foo", `{rules: [{when: [{key: "request.auth.claims[scope]", values: ["write"]}, {key: "request.auth.claims[groups]", values: ["admins"]}]}]}`),

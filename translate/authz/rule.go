@@ -361,23 +361,42 @@ func trustDomainValue(v string) ([]*pred, error) {
 	return []*pred{leafPred(&leaf{attr: attrPrincipal, m: m})}, nil
 }
 
-// requestPrincipal matches the JWT's iss and sub, split at the last "/".
+// requestPrincipal matches the JWT's iss and sub, split at the last "/" (the issuer
+// may be a URL), as Istio's requestPrincipalGenerator (authz/model/generator.go): a
+// "*" counts only at the start or the end of the whole value. A leading "*" is a
+// suffix of iss (any iss for "*") with sub exact; a trailing "*" is a prefix of sub
+// (any sub for "*") with iss exact; without "/" the value is iss (suffix or prefix)
+// and sub is anything, or iss exact and sub empty. A "*" elsewhere is literal.
 func requestPrincipal(v string) ([]*pred, error) {
-	var iss, sub strMatch
 	i := strings.LastIndex(v, "/")
+	found := i >= 0
+	iss, sub := v, ""
+	if found {
+		iss, sub = v[:i], v[i+1:]
+	}
+	present := strMatch{kind: matchPresent}
+	var mIss, mSub strMatch
 	switch {
 	case v == "*":
-		iss, sub = istioMatch("*"), istioMatch("*")
-	case i >= 0:
-		iss, sub = istioMatch(v[:i]), istioMatch(v[i+1:])
+		mIss, mSub = present, present
+	case strings.HasPrefix(v, "*") && found:
+		mIss, mSub = strMatch{kind: matchSuffix, value: iss[1:]}, exactStr(sub)
+		if iss == "*" {
+			mIss = present
+		}
 	case strings.HasPrefix(v, "*"):
-		iss, sub = istioMatch("*"), istioMatch(v)
+		mIss, mSub = present, strMatch{kind: matchSuffix, value: v[1:]}
+	case strings.HasSuffix(v, "*") && found:
+		mIss, mSub = exactStr(iss), prefixStr(sub[:len(sub)-1])
+		if sub == "*" {
+			mSub = present
+		}
 	case strings.HasSuffix(v, "*"):
-		iss, sub = istioMatch(v), istioMatch("*")
+		mIss, mSub = prefixStr(v[:len(v)-1]), present
 	default:
-		iss, sub = exactStr(v), exactStr("")
+		mIss, mSub = exactStr(iss), exactStr(sub)
 	}
-	return []*pred{andPred(jwtClaim([]string{"iss"}, iss, listNone), jwtClaim([]string{"sub"}, sub, listNone))}, nil
+	return []*pred{andPred(jwtClaim([]string{"iss"}, mIss, listNone), jwtClaim([]string{"sub"}, mSub, listNone))}, nil
 }
 
 func jwtClaim(path []string, m strMatch, list listMode) *pred {
