@@ -194,6 +194,40 @@ spec: {mtls: {mode: STRICT}}
 			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer", "sub": "user-7"}},
 			decision:  "ALLOW", rule: "ns[foo]-policy[jwt]-rule[0]",
 		},
+		// Trust-domain aliases: istio/istio pilot/pkg/security/authz/model/model.go
+		// MigrateTrustDomain expands trustDomains, notTrustDomains and
+		// source.trustDomain with trustdomain/bundle.go ExpandTrustDomainAliases, so
+		// an alias stands for the local trust domain (cluster.local here).
+		{
+			name:      "trustDomains alias admits local callers",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{from: [{source: {trustDomains: ["old.example.org"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[td]-rule[0]",
+		},
+		{
+			name:      "notTrustDomains alias keeps local callers out",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{from: [{source: {notTrustDomains: ["old.example.org"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "notTrustDomains alias still admits other trust domains",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{from: [{source: {notTrustDomains: ["old.example.org"]}}]}]}`),
+			req:       authz.CheckRequest{Principal: "other.org/ns/foo/sa/sleep", SourceIP: "10.0.0.20"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[td]-rule[0]",
+		},
+		{
+			name:      "source.trustDomain alias admits local callers",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{when: [{key: source.trustDomain, values: ["old.example.org"]}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[td]-rule[0]",
+		},
+		{
+			name:      "source.trustDomain notValues alias keeps local callers out",
+			manifests: aliasMesh + policy("td", "foo", `{action: DENY, rules: [{when: [{key: source.trustDomain, notValues: ["old.example.org"]}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW", reason: "no ALLOW policy applies",
+		},
 		{
 			name:      "claims list and scope splitting",
 			manifests: policy("jwt", "foo", `{rules: [{when: [{key: "request.auth.claims[scope]", values: ["write"]}, {key: "request.auth.claims[groups]", values: ["admins"]}]}]}`),
@@ -383,6 +417,16 @@ func TestNormalizePath(t *testing.T) {
 		}
 	}
 }
+
+// aliasMesh keeps the default trust domain (cluster.local) and adds an alias.
+const aliasMesh = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    trustDomainAliases: ["old.example.org"]
+---
+`
 
 func policy(name, ns, spec string) string {
 	return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + spec + "\n"

@@ -229,8 +229,8 @@ func (rc *ruleCompiler) source(name string, s *security.Source) ([]part, *fieldE
 		{"notNamespaces", s.GetNotNamespaces(), true, false, namespaceValue},
 		{"serviceAccounts", s.GetServiceAccounts(), false, false, rc.serviceAccount},
 		{"notServiceAccounts", s.GetNotServiceAccounts(), true, false, rc.serviceAccount},
-		{"trustDomains", s.GetTrustDomains(), false, false, trustDomainValue},
-		{"notTrustDomains", s.GetNotTrustDomains(), true, false, trustDomainValue},
+		{"trustDomains", s.GetTrustDomains(), false, false, rc.trustDomain},
+		{"notTrustDomains", s.GetNotTrustDomains(), true, false, rc.trustDomain},
 		{"ipBlocks", s.GetIpBlocks(), false, false, cidrValue(attrDirectRemoteIP)},
 		{"notIpBlocks", s.GetNotIpBlocks(), true, false, cidrValue(attrDirectRemoteIP)},
 		{"remoteIpBlocks", s.GetRemoteIpBlocks(), false, false, cidrValue(attrRemoteIP)},
@@ -286,24 +286,44 @@ func (rc *ruleCompiler) principal(v string) ([]*pred, error) {
 }
 
 // withAliases rewrites "<td>/ns/..." for each trust domain of the mesh when <td> is
-// one of them or "cluster.local" (which stands for the local trust domain).
+// one of them or "cluster.local" (which stands for the local trust domain), as
+// Istio's trustdomain.Bundle ReplaceTrustDomainAliases.
 func (rc *ruleCompiler) withAliases(v string) []string {
 	i := strings.Index(v, "/ns/")
 	if strings.HasPrefix(v, "*") || i <= 0 {
 		return []string{v}
 	}
-	tds := append([]string{rc.in.TrustDomain}, rc.in.Mesh.GetTrustDomainAliases()...)
-	td := v[:i]
-	if td != watch.DefaultTrustDomain && !slices.Contains(tds, td) {
+	tds, ok := rc.aliasesOf(v[:i], true)
+	if !ok {
 		return []string{v}
+	}
+	out := make([]string, 0, len(tds))
+	for _, t := range tds {
+		out = append(out, t+v[i:])
+	}
+	return out
+}
+
+// aliasesOf is the one place trust-domain aliases are expanded, for principals and
+// for trust-domain values: when td is the mesh trust domain or one of its
+// trustDomainAliases (or, with clusterLocal, "cluster.local", which principals use
+// for the local trust domain), it returns the trust domain and every alias, without
+// duplicates; else ok is false and td stands alone. Istio expands trustDomains,
+// notTrustDomains and source.trustDomain with Bundle.ExpandTrustDomainAliases (exact
+// members of the bundle only) and principals with ReplaceTrustDomainAliases
+// (pilot/pkg/security/trustdomain/bundle.go, model.go MigrateTrustDomain).
+func (rc *ruleCompiler) aliasesOf(td string, clusterLocal bool) ([]string, bool) {
+	tds := append([]string{rc.in.TrustDomain}, rc.in.Mesh.GetTrustDomainAliases()...)
+	if !slices.Contains(tds, td) && !(clusterLocal && td == watch.DefaultTrustDomain) {
+		return nil, false
 	}
 	var out []string
 	for _, t := range tds {
-		if t != "" && !slices.Contains(out, t+v[i:]) {
-			out = append(out, t+v[i:])
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
 		}
 	}
-	return out
+	return out, true
 }
 
 // spiffeMatch matches a URI SAN for an Istio principal value.
@@ -343,6 +363,24 @@ func (rc *ruleCompiler) serviceAccount(v string) ([]*pred, error) {
 	}
 	expr := "spiffe://.+/ns/" + regexp.QuoteMeta(ns) + "/(.+/|)sa/" + regexp.QuoteMeta(sa) + "(/.+)?"
 	return []*pred{leafPred(&leaf{attr: attrPrincipal, m: regexMatch(expr)})}, nil
+}
+
+// trustDomain matches the trust domain of the peer's SPIFFE ID; the mesh trust
+// domain or an alias stands for all of them (aliasesOf).
+func (rc *ruleCompiler) trustDomain(v string) ([]*pred, error) {
+	tds, ok := rc.aliasesOf(v, false)
+	if !ok {
+		return trustDomainValue(v)
+	}
+	var out []*pred
+	for _, td := range tds {
+		ps, err := trustDomainValue(td)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
 }
 
 func trustDomainValue(v string) ([]*pred, error) {
