@@ -42,12 +42,6 @@ type extProvider struct {
 	sport watch.ServicePort
 }
 
-// checkProvider returns why name cannot be used by a CUSTOM policy, or "".
-func checkProvider(in *watch.Input, name string) string {
-	_, msg := findProvider(in, name)
-	return msg
-}
-
 func findProvider(in *watch.Input, name string) (*extProvider, string) {
 	for _, ep := range in.Mesh.GetExtensionProviders() {
 		if ep.GetName() != name {
@@ -100,16 +94,16 @@ func (p *extProvider) clusterName(in *watch.Input) string {
 	return "ext-authz|" + p.name
 }
 
-// extAuthzEnabled limits ext_authz to requests a CUSTOM rule matched: the shadow RBAC
-// filter before it records the matched policy under this key.
-func extAuthzEnabled(rbacFilter string) *matcher.MetadataMatcher {
+// extAuthzEnabled limits ext_authz to requests a CUSTOM rule of its provider matched:
+// the shadow RBAC filter before it records the matched policy under this key.
+func extAuthzEnabled(rbacFilter, prefix string) *matcher.MetadataMatcher {
 	return &matcher.MetadataMatcher{
 		Filter: rbacFilter,
 		Path: []*matcher.MetadataMatcher_PathSegment{{
 			Segment: &matcher.MetadataMatcher_PathSegment_Key{Key: extAuthzPrefix + "shadow_effective_policy_id"},
 		}},
 		Value: &matcher.ValueMatcher{MatchPattern: &matcher.ValueMatcher_StringMatch{StringMatch: &matcher.StringMatcher{
-			MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "istio-ext-authz"},
+			MatchPattern: &matcher.StringMatcher_Prefix{Prefix: prefix},
 		}}},
 	}
 }
@@ -171,7 +165,7 @@ func checkHeaders(h *meshv1alpha1.MeshConfig_ExtensionProvider_EnvoyExternalAuth
 func (b *filterBuilder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
 	cfg := &extauthz.ExtAuthz{
 		TransportApiVersion:   core.ApiVersion_V3,
-		FilterEnabledMetadata: extAuthzEnabled(rbacHTTPFilter),
+		FilterEnabledMetadata: extAuthzEnabled(rbacHTTPFilter, customMatchPrefix(b.in, p.name)),
 	}
 	cluster := p.clusterName(b.in)
 	if h := p.http; h != nil {
@@ -227,7 +221,7 @@ func (b *filterBuilder) extAuthzNetworkFilter(p *extProvider) *listener.Filter {
 		GrpcService:           grpcService(p, p.clusterName(b.in), timeoutOf(g.GetTimeout(), g.GetTimeout() != nil)),
 		FailureModeAllow:      g.GetFailOpen(),
 		TransportApiVersion:   core.ApiVersion_V3,
-		FilterEnabledMetadata: extAuthzEnabled(rbacNetworkFilter),
+		FilterEnabledMetadata: extAuthzEnabled(rbacNetworkFilter, customMatchPrefix(b.in, p.name)),
 	}
 	return &listener.Filter{Name: extAuthzNetworkFilter, ConfigType: &listener.Filter_TypedConfig{TypedConfig: b.any(cfg)}}
 }

@@ -167,6 +167,9 @@ func (rc *ruleCompiler) rule(i int, r *security.Rule) (authzRule, bool, *fieldEr
 	}
 
 	keep := true
+	// A valid HTTP provider never checks TCP connections: its TCP rules are unused,
+	// so there is nothing to say about them.
+	quiet := rc.p.action == actionCustom && rc.p.badProvider == "" && !rc.p.grpcProvider
 	filter := func(parts []part) []part {
 		if !rc.tcp {
 			return parts
@@ -177,11 +180,15 @@ func (rc *ruleCompiler) rule(i int, r *security.Rule) (authzRule, bool, *fieldEr
 				out = append(out, pt)
 				continue
 			}
-			if rc.p.action == actionAllow || rc.p.action == actionCustom {
+			// Istio builds ALLOW rules for TCP with RBAC_ALLOW (an HTTP-only field
+			// drops the rule) and DENY, AUDIT and CUSTOM rules with RBAC_DENY (the
+			// field is dropped, widening the rule): builder.go build(customPolicies,
+			// RBAC_DENY), golden tcp/custom-both-http-tcp-out1.yaml.
+			if rc.p.action == actionAllow {
 				keep = false
 				rc.p.notes = append(rc.p.notes, fieldNote{pt.field, fmt.Sprintf(
 					"HTTP-only field on a TCP port: rule %d of this %s policy is dropped for TCP traffic, as in Istio (it can never match there)", i, rc.p.action)})
-			} else {
+			} else if !quiet {
 				rc.p.notes = append(rc.p.notes, fieldNote{pt.field, fmt.Sprintf(
 					"HTTP-only field on a TCP port: the field is ignored there, so rule %d of this %s policy matches more TCP traffic, as in Istio (a rule left with no fields matches all TCP traffic)", i, rc.p.action)})
 			}
