@@ -128,15 +128,22 @@ func (x *drIndex) selectorKey(proxyNS string, labels map[string]string) string {
 	return strings.Join(ids, ",")
 }
 
-// tlsFor returns the client TLS settings of the rule for a Service port: the
-// port-level settings' tls when set, else the rule's top-level tls. Nil means none.
+// tlsFor returns the client TLS settings of the rule for a Service port: when a
+// portLevelSettings entry names the port, that entry's tls, else the rule's
+// top-level tls. Nil means none (auto mTLS). As Istio's GetPortLevelTrafficPolicy
+// (pilot/pkg/networking/util/util.go), a port entry does not inherit the top level:
+// an entry without tls leaves the port without TLS settings, not with the
+// top-level ones. The first entry for the port counts, as there.
 func (r *drRule) tlsFor(port uint32) (tls *networking.ClientTLSSettings, field string) {
 	if r == nil {
 		return nil, ""
 	}
 	tp := r.cfg.Spec.GetTrafficPolicy()
 	for i, pls := range tp.GetPortLevelSettings() {
-		if pls.GetPort().GetNumber() == port && pls.GetTls() != nil {
+		if pls.GetPort() != nil && pls.GetPort().GetNumber() == port {
+			if pls.GetTls() == nil {
+				return nil, "spec.trafficPolicy.portLevelSettings[" + strconv.Itoa(i) + "]"
+			}
 			return pls.GetTls(), "spec.trafficPolicy.portLevelSettings[" + strconv.Itoa(i) + "].tls"
 		}
 	}

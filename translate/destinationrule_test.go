@@ -118,20 +118,27 @@ func TestDestinationRuleLookup(t *testing.T) {
 	}
 }
 
+// TestDestinationRulePortLevelTLS follows istio/istio pilot/pkg/networking/util/
+// util.go GetPortLevelTrafficPolicy: "port level policies do not inherit and instead
+// [fall back] to defaults if not provided", so a port entry without tls has no TLS
+// settings (auto mTLS), and the top level applies only to ports without an entry.
 func TestDestinationRulePortLevelTLS(t *testing.T) {
 	r := &drRule{cfg: destRule("bar", "catalog", "catalog", nil)}
 	r.cfg.Spec.TrafficPolicy = &networking.TrafficPolicy{
-		Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_ISTIO_MUTUAL},
+		Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_SIMPLE},
 		PortLevelSettings: []*networking.TrafficPolicy_PortTrafficPolicy{
 			{Port: &networking.PortSelector{Number: 80}, Tls: &networking.ClientTLSSettings{Mode: networking.ClientTLSSettings_DISABLE}},
-			{Port: &networking.PortSelector{Number: 90}}, // no tls: inherits the top level
+			{Port: &networking.PortSelector{Number: 90}}, // no tls: defaults, not the top level
 		},
 	}
-	for port, want := range map[uint32]networking.ClientTLSSettings_TLSmode{
-		80: networking.ClientTLSSettings_DISABLE, 90: networking.ClientTLSSettings_ISTIO_MUTUAL, 8080: networking.ClientTLSSettings_ISTIO_MUTUAL,
-	} {
-		if tls, _ := r.tlsFor(port); tls.GetMode() != want {
-			t.Errorf("port %d: mode %v, want %v", port, tls.GetMode(), want)
+	for port, want := range map[uint32]string{80: "DISABLE", 90: "none", 8080: "SIMPLE"} {
+		tls, field := r.tlsFor(port)
+		got := "none"
+		if tls != nil {
+			got = tls.GetMode().String()
+		}
+		if got != want {
+			t.Errorf("port %d: mode %s (%s), want %s", port, got, field, want)
 		}
 	}
 	var none *drRule

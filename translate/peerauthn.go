@@ -145,6 +145,24 @@ func newPAIndex(in *watch.Input) *paIndex {
 	return x
 }
 
+// namespaceMode is the mode the mesh and namespace levels alone decide for
+// namespace, and the policy that decided it ("" when neither sets one: PERMISSIVE).
+// Istio's clients choose auto mTLS from this mode only (pilot/pkg/model/
+// push_context.go BestEffortInferServiceMTLSMode, GetNamespaceMutualTLSMode);
+// Warden's follow each workload's full decision (resolve).
+func (x *paIndex) namespaceMode(namespace string) (Mode, string) {
+	mode, policy := ModePermissive, ""
+	for _, pa := range []*watch.Config[*security.PeerAuthentication]{x.mesh, x.namespace[namespace]} {
+		if pa == nil {
+			continue
+		}
+		if m, ok := modeOf(pa.Spec.GetMtls()); ok {
+			mode, policy = m, pa.Key()
+		}
+	}
+	return mode, policy
+}
+
 func (x *paIndex) resolve(namespace string, labels map[string]string) MTLS {
 	m := x.resolveValid(namespace, labels)
 	for _, r := range x.rejected {

@@ -57,6 +57,9 @@ type MTLSDescription struct {
 	NamespacePolicy string     `json:"namespacePolicy,omitempty"`
 	WorkloadPolicy  string     `json:"workloadPolicy,omitempty"`
 	Ports           []PortMTLS `json:"ports,omitempty"`
+	// IstioDifference, when set, says how callers in the mesh reach this workload
+	// differently from Istio, deliberately (README, "Deliberate differences").
+	IstioDifference string `json:"istioDifference,omitempty"`
 }
 
 // AuthzPolicyView is one AuthorizationPolicy that applies to the workload.
@@ -67,11 +70,14 @@ type AuthzPolicyView struct {
 	DryRun bool   `json:"dryRun,omitempty"`
 	// Rules is the number of rules in the spec; HTTPRules and TCPRules are the
 	// indexes of those enforced on HTTP and on TCP ports (HTTP-only rules of ALLOW
-	// and CUSTOM policies are dropped on TCP ports).
+	// policies are dropped on TCP ports).
 	Rules     int    `json:"rules"`
 	HTTPRules []int  `json:"httpRules"`
 	TCPRules  []int  `json:"tcpRules"`
 	Invalid   string `json:"invalid,omitempty"` // why the policy denies everything instead
+	// CustomDeny: why this CUSTOM policy's provider is not called; its rules deny
+	// the requests they match instead.
+	CustomDeny string `json:"customDeny,omitempty"`
 }
 
 // RequestAuthnView is one RequestAuthentication that applies to the workload.
@@ -204,8 +210,49 @@ func (x *Index) mtlsView(w *watch.Workload) MTLSDescription {
 	}
 	if !w.Sidecar {
 		v.Reason += "; " + noteNoSidecar
+	} else {
+		nsMode, nsPolicy := x.pa.namespaceMode(w.Namespace)
+		v.IstioDifference = istioClientDifference(m, nsMode, nsPolicy, v.Ports)
 	}
 	return v
+}
+
+// istioClientDifference explains the deliberate difference when the mesh and
+// namespace levels DISABLE mTLS but the workload's own policy turns it on for some
+// port: Istio's clients pick auto mTLS from the mesh and namespace modes only
+// (BestEffortInferServiceMTLSMode) and send plaintext, which a STRICT port refuses
+// (istio#56084); Warden's clients follow the workload's decision and send mTLS.
+func istioClientDifference(m MTLS, nsMode Mode, nsPolicy string, ports []PortMTLS) string {
+	if nsMode != ModeDisable {
+		return ""
+	}
+	var strict, permissive []string
+	add := func(port string, mode Mode) {
+		switch mode {
+		case ModeStrict:
+			strict = append(strict, port)
+		case ModePermissive:
+			permissive = append(permissive, port)
+		}
+	}
+	for _, p := range ports {
+		mode, _ := m.PortDecision(p.Port)
+		add(fmt.Sprint(p.Port), mode)
+	}
+	if len(ports) == 0 {
+		add("every port", m.Mode)
+	}
+	if len(strict) == 0 && len(permissive) == 0 {
+		return ""
+	}
+	msg := "deliberate difference from Istio: " + nsPolicy + " DISABLEs mTLS at the mesh/namespace level, and Istio's clients choose auto mTLS from that level only, so they would send plaintext here"
+	if len(strict) > 0 {
+		msg += "; STRICT port(s) " + strings.Join(strict, ", ") + " would refuse them (503, istio#56084)"
+	}
+	if len(permissive) > 0 {
+		msg += "; PERMISSIVE port(s) " + strings.Join(permissive, ", ") + " would see them without a peer identity"
+	}
+	return msg + ". Warden's clients follow this workload's own mode and send mTLS"
 }
 
 // modeReason says which level decided the workload-wide mode, and what became of
@@ -273,7 +320,7 @@ func (x *Index) authzViews(w *watch.Workload, refs map[string]bool) []AuthzPolic
 	for _, p := range x.selectAuthz(w).set.Policies() {
 		refs["AuthorizationPolicy "+p.Meta.Key()] = true
 		v := AuthzPolicyView{Name: p.Meta.Key(), Action: p.Action, DryRun: p.DryRun, Invalid: p.Invalid,
-			HTTPRules: []int{}, TCPRules: []int{}}
+			CustomDeny: p.CustomDeny, HTTPRules: []int{}, TCPRules: []int{}}
 		spec := x.authzSpec(p.Meta)
 		if spec == nil {
 			v.Scope = attachRejected(x.in.RootNamespace, p.Meta, workloadOf(w)).String()

@@ -84,3 +84,48 @@ func TestDescribeUnknownWorkload(t *testing.T) {
 		t.Errorf("describe frontend: got %+v", d)
 	}
 }
+
+// TestIstioClientDifference: Istio's clients choose auto mTLS from the mesh and
+// namespace PeerAuthentication modes only (istio/istio pilot/pkg/model/
+// push_context.go BestEffortInferServiceMTLSMode via GetNamespaceMutualTLSMode), so
+// with DISABLE there and a workload that turns mTLS on they send plaintext
+// (istio#56084). Warden's clients follow the workload's mode; describe notes the
+// difference exactly when the two disagree.
+func TestIstioClientDifference(t *testing.T) {
+	pa := func(ns, name, spec string) string {
+		return "---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + spec + "\n"
+	}
+	const pod = `apiVersion: v1
+kind: Namespace
+metadata: {name: demo, labels: {istio-injection: enabled}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: web, namespace: demo, labels: {app: web}, annotations: {warden.io/pod-ip: 10.0.0.5}}
+spec: {serviceAccountName: web, containers: [{name: app, image: web, ports: [{containerPort: 8080}]}]}
+`
+	strictWL := pa("demo", "web", "{selector: {matchLabels: {app: web}}, mtls: {mode: STRICT}}")
+	cases := []struct {
+		name, manifests, want string
+	}{
+		{"mesh DISABLE, workload STRICT", pa("istio-system", "default", "{mtls: {mode: DISABLE}}") + strictWL, "would refuse them (503, istio#56084)"},
+		{"namespace DISABLE, workload PERMISSIVE", pa("demo", "default", "{mtls: {mode: DISABLE}}") +
+			pa("demo", "web", "{selector: {matchLabels: {app: web}}, mtls: {mode: PERMISSIVE}}"), "without a peer identity"},
+		{"mesh DISABLE, namespace STRICT: Istio agrees", pa("istio-system", "default", "{mtls: {mode: DISABLE}}") + pa("demo", "default", "{mtls: {mode: STRICT}}"), ""},
+		{"mesh DISABLE, workload DISABLE: Istio agrees", pa("istio-system", "default", "{mtls: {mode: DISABLE}}"), ""},
+		{"mesh STRICT, workload STRICT", pa("istio-system", "default", "{mtls: {mode: STRICT}}") + strictWL, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			objs, diags := watch.DecodeFile("in.yaml", []byte(pod+c.manifests))
+			d, err := Describe(NewIndex(watch.Build(objs, diags)), "demo", "web")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := d.MTLS.IstioDifference
+			if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+				t.Errorf("istioDifference %q, want it to contain %q", got, c.want)
+			}
+		})
+	}
+}

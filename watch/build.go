@@ -24,6 +24,7 @@ func Build(objs []Object, diags []Diagnostic) *Input {
 	in.objects = dedupe(objs, &in.Diagnostics)
 
 	in.Mesh = meshOf(in.objects, &in.Diagnostics)
+	in.MultipleCustomAuthzProviders = meshFlagOf(in.objects, MultipleCustomAuthzProvidersKey, &in.Diagnostics)
 	in.RootNamespace = in.Mesh.GetRootNamespace()
 	in.TrustDomain = in.Mesh.GetTrustDomain()
 	in.DomainSuffix = DefaultDomainSuffix
@@ -86,6 +87,23 @@ func meshOf(objs []Object, diags *[]Diagnostic) *meshv1alpha1.MeshConfig {
 		return mc
 	}
 	return DefaultMeshConfig()
+}
+
+// meshFlagOf reads a boolean data key of the mesh ConfigMap; a bad value is an error
+// and reads as false.
+func meshFlagOf(objs []Object, key string, diags *[]Diagnostic) bool {
+	for _, o := range objs {
+		cm, ok := o.Spec.(*corev1.ConfigMap)
+		if !ok || !isMeshConfigMap(&o.Meta) {
+			continue
+		}
+		v, fe := decodeMeshFlag(cm.Data, key)
+		if fe != nil {
+			*diags = append(*diags, DiagnosticFor(&o.Meta, SeverityError, fe.Field, fe.Message+"; using false"))
+		}
+		return v
+	}
+	return false
 }
 
 func namespacesOf(objs []Object, root string) map[string]*Namespace {

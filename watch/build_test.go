@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 
@@ -271,5 +272,22 @@ status: {podIP: 10.0.0.9}
 	}
 	if !in.ServiceAccounts["app/default"] || in.Namespace("app") == nil {
 		t.Error("implicit namespace or default service account missing")
+	}
+}
+
+// TestMultipleCustomAuthzProvidersKey: the mesh ConfigMap key named after istiod's
+// PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS (default false, as in Istio) is read
+// strictly; a bad value is rejected with the field named.
+func TestMultipleCustomAuthzProvidersKey(t *testing.T) {
+	cm := "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata: {mesh: \"\", PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS: %q}\n"
+	if in := build(t, fmt.Sprintf(cm, "true")); !in.MultipleCustomAuthzProviders {
+		t.Error("\"true\" not read")
+	}
+	if in := Build(nil, nil); in.MultipleCustomAuthzProviders {
+		t.Error("default is true, want false")
+	}
+	objs, diags := decode(t, fmt.Sprintf(cm, "yes please"))
+	if len(objs) != 0 || len(diags) != 1 || diags[0].Field != "data.PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS" {
+		t.Errorf("objects %v diagnostics %v, want an error at data.PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS", objs, diags)
 	}
 }

@@ -47,6 +47,9 @@ func decodeKube(m Meta, data []byte) (Object, []Diagnostic) {
 				return Object{}, []Diagnostic{DiagnosticFor(&m, SeverityError, fe.Field, fe.Message)}
 			}
 		}
+		if _, fe := decodeMeshFlag(cm.Data, MultipleCustomAuthzProvidersKey); fe != nil {
+			return Object{}, []Diagnostic{DiagnosticFor(&m, SeverityError, fe.Field, fe.Message)}
+		}
 	}
 	return Object{Meta: m, Spec: obj}, nil
 }

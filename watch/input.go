@@ -127,6 +127,9 @@ type Input struct {
 	RootNamespace string                   // MeshConfig rootNamespace, default istio-system
 	TrustDomain   string                   // MeshConfig trustDomain, default cluster.local
 	DomainSuffix  string                   // cluster.local
+	// MultipleCustomAuthzProviders is the mesh ConfigMap's
+	// PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS (MultipleCustomAuthzProvidersKey).
+	MultipleCustomAuthzProviders bool
 
 	Namespaces      map[string]*Namespace
 	ServiceAccounts map[string]bool // "ns/name"

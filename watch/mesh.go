@@ -3,6 +3,7 @@ package watch
 import (
 	"fmt"
 	"slices"
+	"strconv"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
@@ -24,6 +25,27 @@ const (
 	DefaultTrustDomain   = "cluster.local"
 	DefaultDomainSuffix  = "cluster.local"
 )
+
+// MultipleCustomAuthzProvidersKey is a data key of the mesh ConfigMap beside "mesh",
+// named after istiod's environment variable PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS
+// (MeshConfig has no field for it). "true" lets one workload use several CUSTOM
+// providers, each with its own ext_authz filter; unset or "false", Istio's default,
+// turns the CUSTOM rules of such a workload into RBAC DENY rules.
+const MultipleCustomAuthzProvidersKey = "PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS"
+
+// decodeMeshFlag reads a boolean data key of the mesh ConfigMap (strconv.ParseBool);
+// absent is false.
+func decodeMeshFlag(data map[string]string, key string) (bool, *fieldError) {
+	v, ok := data[key]
+	if !ok {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, &fieldError{"data." + key, "want true or false, got " + strconv.Quote(v)}
+	}
+	return b, nil
+}
 
 func isMeshConfigMap(m *Meta) bool {
 	return m.Kind == "ConfigMap" && m.Namespace == MeshConfigNamespace && m.Name == MeshConfigName

@@ -82,6 +82,9 @@ func printDescription(w io.Writer, d translate.WorkloadDescription) {
 			}
 			tw.Flush()
 		}
+		if m.IstioDifference != "" {
+			fmt.Fprintf(w, "  note: %s\n", m.IstioDifference)
+		}
 	}
 
 	section(w, "Authorization policies", len(d.AuthorizationPolicies))
@@ -96,6 +99,9 @@ func printDescription(w io.Writer, d translate.WorkloadDescription) {
 			httpRules, tcpRules := ruleList(p.HTTPRules, p.Rules), ruleList(p.TCPRules, p.Rules)
 			if p.Invalid != "" {
 				httpRules, tcpRules = "deny all: "+p.Invalid, "deny all"
+			}
+			if p.CustomDeny != "" {
+				action += " as DENY (provider not called: " + p.CustomDeny + ")"
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", p.Name, action, p.Scope, httpRules, tcpRules)
 		}

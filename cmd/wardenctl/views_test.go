@@ -21,11 +21,17 @@ import (
 // wardend would with web.demo's proxy connected and served a fixed certificate.
 func fakeWardend(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "mesh.yaml"))
+	return fakeWardendFor(t, "mesh.yaml")
+}
+
+// fakeWardendFor is fakeWardend for another mesh in testdata.
+func fakeWardendFor(t *testing.T, file string) string {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join("testdata", file))
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, diags := watch.DecodeFile("testdata/mesh.yaml", data)
+	objs, diags := watch.DecodeFile("testdata/"+file, data)
 	in := watch.Build(objs, diags)
 	x := translate.NewIndex(in)
 	write := func(w http.ResponseWriter, v any) {
@@ -101,6 +107,20 @@ func TestViewsGolden(t *testing.T) {
 			golden.Check(t, filepath.Join("testdata", c.name+".golden"), []byte(got))
 		})
 	}
+	// Mesh DISABLE with a workload STRICT: describe notes the deliberate difference
+	// from Istio, whose clients pick auto mTLS from the mesh and namespace modes only
+	// (istio/istio pilot/pkg/model/push_context.go BestEffortInferServiceMTLSMode,
+	// istio#56084) and would send plaintext.
+	t.Run("describe-mesh-disable-workload-strict", func(t *testing.T) {
+		got, err := runWardenctl(t, "describe", "web.demo", "--server", fakeWardendFor(t, "mesh-disable-workload-strict.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(got, "note: deliberate difference from Istio") {
+			t.Errorf("describe does not note the difference from Istio:\n%s", got)
+		}
+		golden.Check(t, filepath.Join("testdata", "describe-mesh-disable-workload-strict.golden"), []byte(got))
+	})
 	golden.Prune(t, filepath.Join("testdata", "*.golden"))
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/wardenmesh/warden/watch"
 )
 
 // CheckRequest is one request to a proxy's inbound side, as `wardenctl check`
@@ -106,7 +108,11 @@ func (s *Set) Evaluate(res *CheckResult, http bool, a Attributes) {
 	if headers == nil {
 		headers = map[string]string{}
 	}
-	evaluate(res, pols, &attrs{principal: a.Principal, directIP: a.DirectIP, remoteIP: a.RemoteIP, destIP: a.DestIP,
+	var in *watch.Input
+	if s != nil {
+		in = s.in
+	}
+	evaluate(res, in, pols, http, &attrs{principal: a.Principal, directIP: a.DirectIP, remoteIP: a.RemoteIP, destIP: a.DestIP,
 		destPort: a.DestPort, sni: a.SNI, headers: headers, path: a.Path, claims: spaceDelimited(a.Claims)})
 }
 
@@ -172,6 +178,14 @@ func entries(pols []*authzPolicy, action authzAction, shadow bool) []entry {
 	return out
 }
 
+func policyRefs(pols []*authzPolicy) string {
+	refs := make([]string, len(pols))
+	for i, p := range pols {
+		refs[i] = p.ref()
+	}
+	return strings.Join(refs, ", ")
+}
+
 func firstMatch(es []entry, a *attrs) (entry, bool) {
 	for _, e := range es {
 		if e.matches(a) {
@@ -181,16 +195,41 @@ func firstMatch(es []entry, a *attrs) (entry, bool) {
 	return entry{}, false
 }
 
-// evaluate runs Istio's order: CUSTOM, AUDIT, DENY, ALLOW; dry-run beside.
-func evaluate(res *CheckResult, pols []*authzPolicy, a *attrs) {
+// evaluate runs Istio's order: CUSTOM, AUDIT, DENY, ALLOW; dry-run beside. CUSTOM
+// rules whose provider is not called deny first, in the CUSTOM filter's place.
+func evaluate(res *CheckResult, in *watch.Input, pols []*authzPolicy, http bool, a *attrs) {
 	for _, p := range pols {
 		if p.invalid != "" {
 			res.Problems = append(res.Problems, p.ref()+": "+p.invalid)
 		}
 	}
-	for _, provider := range customProviders(pols) {
-		if e, ok := firstMatch(entries(ofProvider(pols, provider), actionCustom, false), a); ok {
-			res.Custom = append(res.Custom, CustomCall{Provider: provider, RuleRef: e.ref()})
+	var groups []customGroup
+	if in != nil {
+		groups = customGroups(in, pols)
+	}
+	for _, g := range groups {
+		if g.deny != "" {
+			res.Problems = append(res.Problems, policyRefs(g.pols)+": "+g.deny)
+		}
+	}
+	for _, g := range groups {
+		if g.deny == "" {
+			continue
+		}
+		if e, ok := firstMatch(entries(g.pols, actionCustom, false), a); ok {
+			ref := e.ref()
+			ref.Rule += badCustomSuffix
+			res.Decision, res.Rule = "DENY", &ref
+			res.Reason = "denied by CUSTOM policy " + ref.Policy + " without calling its provider (" + g.deny + ")"
+			return
+		}
+	}
+	for _, g := range groups {
+		if g.deny != "" || (!http && !g.grpc) {
+			continue
+		}
+		if e, ok := firstMatch(entries(g.pols, actionCustom, false), a); ok {
+			res.Custom = append(res.Custom, CustomCall{Provider: g.provider, RuleRef: e.ref()})
 		}
 	}
 	for _, e := range entries(pols, actionAudit, false) {

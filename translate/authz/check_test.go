@@ -161,6 +161,73 @@ spec: {mtls: {mode: STRICT}}
 			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer"}},
 			decision:  "DENY",
 		},
+		// requestPrincipals: istio/istio pilot/pkg/security/authz/model/generator.go
+		// requestPrincipalGenerator honours "*" only at the start or end of the whole
+		// "iss/sub" value; "iss/*-1" is iss exact "iss" and sub exact "*-1".
+		{
+			name:      "requestPrincipals * inside sub is literal",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["iss/*-1"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "iss", "sub": "user-1"}},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "requestPrincipals * inside sub matches itself",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["iss/*-1"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "iss", "sub": "*-1"}},
+			decision:  "ALLOW", rule: "ns[foo]-policy[jwt]-rule[0]",
+		},
+		{
+			name:      "requestPrincipals * at the end of iss is literal",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["issuer-*/sub"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "issuer-a", "sub": "sub"}},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "requestPrincipals leading * is a suffix of iss, sub exact",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["*.example.com/sub*"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://a.example.com", "sub": "sub-x"}},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "requestPrincipals trailing * is a prefix of sub",
+			manifests: policy("jwt", "foo", `{rules: [{from: [{source: {requestPrincipals: ["https://issuer/user-*"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Claims: map[string]any{"iss": "https://issuer", "sub": "user-7"}},
+			decision:  "ALLOW", rule: "ns[foo]-policy[jwt]-rule[0]",
+		},
+		// Trust-domain aliases: istio/istio pilot/pkg/security/authz/model/model.go
+		// MigrateTrustDomain expands trustDomains, notTrustDomains and
+		// source.trustDomain with trustdomain/bundle.go ExpandTrustDomainAliases, so
+		// an alias stands for the local trust domain (cluster.local here).
+		{
+			name:      "trustDomains alias admits local callers",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{from: [{source: {trustDomains: ["old.example.org"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[td]-rule[0]",
+		},
+		{
+			name:      "notTrustDomains alias keeps local callers out",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{from: [{source: {notTrustDomains: ["old.example.org"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "DENY", reason: "no ALLOW policy matched",
+		},
+		{
+			name:      "notTrustDomains alias still admits other trust domains",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{from: [{source: {notTrustDomains: ["old.example.org"]}}]}]}`),
+			req:       authz.CheckRequest{Principal: "other.org/ns/foo/sa/sleep", SourceIP: "10.0.0.20"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[td]-rule[0]",
+		},
+		{
+			name:      "source.trustDomain alias admits local callers",
+			manifests: aliasMesh + policy("td", "foo", `{rules: [{when: [{key: source.trustDomain, values: ["old.example.org"]}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[td]-rule[0]",
+		},
+		{
+			name:      "source.trustDomain notValues alias keeps local callers out",
+			manifests: aliasMesh + policy("td", "foo", `{action: DENY, rules: [{when: [{key: source.trustDomain, notValues: ["old.example.org"]}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo"},
+			decision:  "ALLOW", reason: "no ALLOW policy applies",
+		},
 		{
 			name:      "claims list and scope splitting",
 			manifests: policy("jwt", "foo", `{rules: [{when: [{key: "request.auth.claims[scope]", values: ["write"]}, {key: "request.auth.claims[groups]", values: ["admins"]}]}]}`),
@@ -178,6 +245,20 @@ spec: {mtls: {mode: STRICT}}
 			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/items/{*}/reviews"]}}]}]}`),
 			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/items/a/b/reviews"},
 			decision:  "DENY",
+		},
+		{
+			// istio/istio pkg/config/security/security.go CheckValidPathTemplate accepts
+			// literal segments after {**}; matcher/template.go makes it "/store/**/cart".
+			name:      "uri template {**} then a literal",
+			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/store/{**}/cart"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/store/a/b/cart"},
+			decision:  "ALLOW", rule: "ns[foo]-policy[tmpl]-rule[0]",
+		},
+		{
+			name:      "uri template {**} then a literal, other tail",
+			manifests: policy("tmpl", "foo", `{rules: [{to: [{operation: {paths: ["/store/{**}/cart"]}}]}]}`),
+			req:       authz.CheckRequest{FromPod: "sleep.foo", Path: "/store/a/b/checkout"},
+			decision:  "DENY", reason: "no ALLOW policy matched",
 		},
 		{
 			name:      "TCP port: ALLOW rule with methods is dropped",
@@ -336,6 +417,16 @@ func TestNormalizePath(t *testing.T) {
 		}
 	}
 }
+
+// aliasMesh keeps the default trust domain (cluster.local) and adds an alias.
+const aliasMesh = `apiVersion: v1
+kind: ConfigMap
+metadata: {name: istio, namespace: istio-system}
+data:
+  mesh: |
+    trustDomainAliases: ["old.example.org"]
+---
+`
 
 func policy(name, ns, spec string) string {
 	return "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: " + name + ", namespace: " + ns + "}\nspec: " + spec + "\n"

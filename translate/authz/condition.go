@@ -16,9 +16,13 @@ func (rc *ruleCompiler) condition(name string, c *security.Condition) (principal
 		return false, part{}, errorf(name+".key", "%v", ferr)
 	}
 	if mk == nil {
-		mk = rc.principal
-		if key == "source.serviceAccount" {
+		switch key {
+		case "source.serviceAccount":
 			mk = rc.serviceAccount
+		case "source.trustDomain":
+			mk = rc.trustDomain
+		default:
+			mk = rc.principal
 		}
 	}
 	if rc.p.action == actionCustom && authn {
@@ -58,7 +62,7 @@ func fieldOf(parts *[]part, name, key string, values []string, not, httpOnly boo
 }
 
 // conditionKey maps a `when` key to how its values compile. A nil valueFunc means
-// the principal (or service account) matcher of the rule compiler. authn marks keys
+// the principal (service account, trust domain) matcher of the rule compiler. authn marks keys
 // that depend on authentication (forbidden in CUSTOM policies).
 func conditionKey(key string) (mk valueFunc, principal, httpOnly, authn bool, err error) {
 	switch key {
@@ -71,7 +75,7 @@ func conditionKey(key string) (mk valueFunc, principal, httpOnly, authn bool, er
 	case "source.principal", "source.serviceAccount":
 		return nil, true, false, true, nil
 	case "source.trustDomain":
-		return trustDomainValue, true, false, true, nil
+		return nil, true, false, true, nil
 	case "request.auth.principal":
 		return requestPrincipal, true, true, true, nil
 	case "request.auth.audiences":

@@ -13,7 +13,10 @@
 //   - rbac.go builds the RBAC filter rules (Envoy Permission/Principal trees, policy
 //     names ns[<ns>]-policy[<name>]-rule[<i>]); filters.go wraps them, per action
 //     AUDIT, DENY, ALLOW, and CUSTOM before them, into HTTP and network filters;
-//     extauthz.go builds the ext_authz filters of CUSTOM providers.
+//     extauthz.go builds the ext_authz filters of CUSTOM providers; customGroups
+//     (filters.go) decides per workload whether a provider is called or its rules
+//     deny (unknown provider, or several providers without
+//     PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS), for the filters and check alike.
 //   - check.go evaluates a request for `wardenctl check` (Set.Evaluate), in Envoy's
 //     order CUSTOM, AUDIT, DENY, ALLOW, with dry-run beside; translate resolves the
 //     request's port, mTLS mode and caller first (translate.Check).

@@ -42,12 +42,6 @@ type extProvider struct {
 	sport watch.ServicePort
 }
 
-// checkProvider returns why name cannot be used by a CUSTOM policy, or "".
-func checkProvider(in *watch.Input, name string) string {
-	_, msg := findProvider(in, name)
-	return msg
-}
-
 func findProvider(in *watch.Input, name string) (*extProvider, string) {
 	for _, ep := range in.Mesh.GetExtensionProviders() {
 		if ep.GetName() != name {
@@ -100,16 +94,16 @@ func (p *extProvider) clusterName(in *watch.Input) string {
 	return "ext-authz|" + p.name
 }
 
-// extAuthzEnabled limits ext_authz to requests a CUSTOM rule matched: the shadow RBAC
-// filter before it records the matched policy under this key.
-func extAuthzEnabled(rbacFilter string) *matcher.MetadataMatcher {
+// extAuthzEnabled limits ext_authz to requests a CUSTOM rule of its provider matched:
+// the shadow RBAC filter before it records the matched policy under this key.
+func extAuthzEnabled(rbacFilter, prefix string) *matcher.MetadataMatcher {
 	return &matcher.MetadataMatcher{
 		Filter: rbacFilter,
 		Path: []*matcher.MetadataMatcher_PathSegment{{
 			Segment: &matcher.MetadataMatcher_PathSegment_Key{Key: extAuthzPrefix + "shadow_effective_policy_id"},
 		}},
 		Value: &matcher.ValueMatcher{MatchPattern: &matcher.ValueMatcher_StringMatch{StringMatch: &matcher.StringMatcher{
-			MatchPattern: &matcher.StringMatcher_Prefix{Prefix: "istio-ext-authz"},
+			MatchPattern: &matcher.StringMatcher_Prefix{Prefix: prefix},
 		}}},
 	}
 }
@@ -157,18 +151,28 @@ func grpcService(p *extProvider, cluster string, timeout time.Duration) *core.Gr
 	}
 }
 
+// checkHeaders are the request headers sent to an HTTP provider: as Istio's
+// generateHTTPConfig (builder/extauthz.go), the deprecated includeHeadersInCheck is
+// used only when includeRequestHeadersInCheck is not set.
+func checkHeaders(h *meshv1alpha1.MeshConfig_ExtensionProvider_EnvoyExternalAuthorizationHttpProvider) []string {
+	if names := h.GetIncludeRequestHeadersInCheck(); len(names) > 0 {
+		return names
+	}
+	return h.GetIncludeHeadersInCheck() //nolint:staticcheck // deprecated, read as Istio does
+}
+
 // extAuthzHTTPFilter is the ext_authz HTTP filter of a provider.
 func (b *filterBuilder) extAuthzHTTPFilter(p *extProvider) *hcm.HttpFilter {
 	cfg := &extauthz.ExtAuthz{
 		TransportApiVersion:   core.ApiVersion_V3,
-		FilterEnabledMetadata: extAuthzEnabled(rbacHTTPFilter),
+		FilterEnabledMetadata: extAuthzEnabled(rbacHTTPFilter, customMatchPrefix(b.in, p.name)),
 	}
 	cluster := p.clusterName(b.in)
 	if h := p.http; h != nil {
 		cfg.FailureModeAllow = h.GetFailOpen()
 		cfg.StatusOnError = statusOnError(h.GetStatusOnError())
 		cfg.ClearRouteCache = h.GetClearRouteCache()
-		cfg.AllowedHeaders = headerPatterns(append(append([]string{}, h.GetIncludeRequestHeadersInCheck()...), h.GetIncludeHeadersInCheck()...))
+		cfg.AllowedHeaders = headerPatterns(checkHeaders(h))
 		req := &extauthz.AuthorizationRequest{}
 		for _, k := range slices.Sorted(maps.Keys(h.GetIncludeAdditionalHeadersInCheck())) {
 			req.HeadersToAdd = append(req.HeadersToAdd, &core.HeaderValue{Key: k, Value: h.GetIncludeAdditionalHeadersInCheck()[k]})
@@ -217,7 +221,7 @@ func (b *filterBuilder) extAuthzNetworkFilter(p *extProvider) *listener.Filter {
 		GrpcService:           grpcService(p, p.clusterName(b.in), timeoutOf(g.GetTimeout(), g.GetTimeout() != nil)),
 		FailureModeAllow:      g.GetFailOpen(),
 		TransportApiVersion:   core.ApiVersion_V3,
-		FilterEnabledMetadata: extAuthzEnabled(rbacNetworkFilter),
+		FilterEnabledMetadata: extAuthzEnabled(rbacNetworkFilter, customMatchPrefix(b.in, p.name)),
 	}
 	return &listener.Filter{Name: extAuthzNetworkFilter, ConfigType: &listener.Filter_TypedConfig{TypedConfig: b.any(cfg)}}
 }

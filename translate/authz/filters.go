@@ -1,7 +1,9 @@
 package authz
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/wardenmesh/warden/internal/protoany"
 
@@ -23,7 +25,8 @@ type filterBuilder struct {
 
 func (b *filterBuilder) any(msg proto.Message) *anypb.Any { return protoany.Must(&b.err, msg) }
 
-// customProviders lists, sorted, the providers of the valid CUSTOM policies.
+// customProviders lists, sorted, the providers of the CUSTOM policies that are not
+// invalid (a provider that cannot be used included).
 func customProviders(pols []*authzPolicy) []string {
 	var out []string
 	for _, p := range pols {
@@ -45,19 +48,81 @@ func ofProvider(pols []*authzPolicy, provider string) []*authzPolicy {
 	return out
 }
 
+// customGroup is the CUSTOM policies of one provider on one workload. When deny is
+// set the provider is not called: the rules deny what they match (RBAC DENY), as
+// Istio's buildHTTP/buildTCP do with getBadCustomDenyRules.
+type customGroup struct {
+	provider string
+	pols     []*authzPolicy
+	deny     string // why the rules deny; "" when ext_authz enforces them
+	grpc     bool
+}
+
+// customGroups groups the CUSTOM policies by provider, sorted by provider. Without
+// PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS a workload with several providers
+// cannot safely pick one, so every group denies (builder.go: "multiple CUSTOM
+// authorization providers per workload requires PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS",
+// golden custom-bad-multiple-providers-out1.yaml); a provider that cannot be used
+// denies its own group (golden custom-bad-out.yaml).
+func customGroups(in *watch.Input, pols []*authzPolicy) []customGroup {
+	providers := customProviders(pols)
+	multi := ""
+	if len(providers) > 1 && !in.MultipleCustomAuthzProviders {
+		multi = fmt.Sprintf("this workload has %d CUSTOM providers (%s); several providers per workload need data.%s: \"true\" in the mesh ConfigMap (istiod's environment variable of that name)",
+			len(providers), strings.Join(providers, ", "), watch.MultipleCustomAuthzProvidersKey)
+	}
+	out := make([]customGroup, 0, len(providers))
+	for _, name := range providers {
+		g := customGroup{provider: name, pols: ofProvider(pols, name), deny: multi}
+		g.grpc = g.pols[0].grpcProvider
+		if bad := g.pols[0].badProvider; bad != "" && g.deny != "" {
+			g.deny += "; " + bad
+		} else if bad != "" {
+			g.deny = bad
+		}
+		out = append(out, g)
+	}
+	return out
+}
+
+// customDiags say, per CUSTOM policy of a group that denies, what happens instead.
+func customDiags(groups []customGroup) []watch.Diagnostic {
+	var out []watch.Diagnostic
+	for _, g := range groups {
+		if g.deny == "" {
+			continue
+		}
+		for _, p := range g.pols {
+			field := ""
+			if p.badProvider != "" {
+				field = "spec.provider.name"
+			}
+			out = append(out, watch.DiagnosticFor(p.meta, severityError, field, g.deny+
+				": the provider is not called and the requests this policy's rules match are denied (RBAC DENY), as in Istio"))
+		}
+	}
+	return out
+}
+
 // HTTPFilters returns, for an HTTP chain, the CUSTOM filters (per provider: a shadow
-// RBAC filter that records whether a CUSTOM rule matched, then ext_authz) and the
-// RBAC filters AUDIT, DENY, ALLOW, with the diagnostics of the policies. Istio's
-// filter order puts jwt_authn between the two groups.
+// RBAC filter that records whether a CUSTOM rule matched, then ext_authz; or, when
+// the provider cannot be used, an RBAC DENY filter of its rules) and the RBAC
+// filters AUDIT, DENY, ALLOW, with the diagnostics of the policies. Istio's filter
+// order puts jwt_authn between the two groups.
 func (s *Set) HTTPFilters(in *watch.Input) (custom, rbac []*hcm.HttpFilter, diags []watch.Diagnostic, err error) {
 	if s.Empty() {
 		return nil, nil, nil, nil
 	}
 	b := &filterBuilder{in: in}
-	diags = policyDiags(s.http)
-	for _, name := range customProviders(s.http) {
-		p, _ := findProvider(in, name)
-		pre := rbacFor(ofProvider(s.http, name), actionCustom)
+	groups := customGroups(in, s.http)
+	diags = append(policyDiags(s.http), customDiags(groups)...)
+	for _, g := range groups {
+		if g.deny != "" {
+			custom = append(custom, b.rbacHTTPFilter(&rbachttp.RBAC{Rules: customDenyRules(g.pols)}))
+			continue
+		}
+		p, _ := findProvider(in, g.provider)
+		pre := rbacFor(g.pols, actionCustom)
 		custom = append(custom,
 			b.rbacHTTPFilter(&rbachttp.RBAC{ShadowRules: pre.rules, ShadowRulesStatPrefix: extAuthzPrefix}),
 			b.extAuthzHTTPFilter(p))
@@ -88,21 +153,27 @@ func (b *filterBuilder) rbacHTTPFilter(cfg *rbachttp.RBAC) *hcm.HttpFilter {
 }
 
 // NetworkFilters are the filters before tcp_proxy on a TCP chain: CUSTOM for gRPC
-// providers, then RBAC AUDIT, DENY, ALLOW, with the TCP form of each policy, and the
+// providers (RBAC DENY for providers that cannot be used, HTTP or gRPC), then RBAC
+// AUDIT, DENY, ALLOW, with the TCP form of each policy, and the
 // diagnostics of those policies.
 func (s *Set) NetworkFilters(in *watch.Input, statPrefix string) ([]*listener.Filter, []watch.Diagnostic, error) {
 	if s.Empty() {
 		return nil, nil, nil
 	}
 	b := &filterBuilder{in: in}
-	diags := policyDiags(s.tcp)
+	groups := customGroups(in, s.tcp)
+	diags := append(policyDiags(s.tcp), customDiags(groups)...)
 	var out []*listener.Filter
-	for _, name := range customProviders(s.tcp) {
-		p, _ := findProvider(in, name)
-		if p.grpc == nil {
+	for _, g := range groups {
+		if g.deny != "" {
+			out = append(out, b.rbacNetworkFilter(&rbacnet.RBAC{StatPrefix: statPrefix, Rules: customDenyRules(g.pols)}))
 			continue
 		}
-		pre := rbacFor(ofProvider(s.tcp, name), actionCustom)
+		if !g.grpc {
+			continue // an HTTP provider cannot check TCP connections; Istio skips it
+		}
+		p, _ := findProvider(in, g.provider)
+		pre := rbacFor(g.pols, actionCustom)
 		out = append(out,
 			b.rbacNetworkFilter(&rbacnet.RBAC{StatPrefix: statPrefix, ShadowRules: pre.rules, ShadowRulesStatPrefix: extAuthzPrefix}),
 			b.extAuthzNetworkFilter(p))
@@ -144,8 +215,11 @@ func (s *Set) ProviderClusters(in *watch.Input) []ProviderCluster {
 		return nil
 	}
 	var out []ProviderCluster
-	for _, name := range customProviders(s.http) {
-		p, _ := findProvider(in, name)
+	for _, g := range customGroups(in, s.http) {
+		if g.deny != "" {
+			continue
+		}
+		p, _ := findProvider(in, g.provider)
 		if p.http != nil && p.svc != nil {
 			continue // the Service's outbound cluster
 		}

@@ -43,6 +43,7 @@ func (x *Index) compile(c *authzConfig, tcp bool) *authzPolicy {
 // Set is what applies to one workload: the policies compiled for HTTP chains and
 // for TCP chains (same order: by namespace, then name). A nil Set has no policies.
 type Set struct {
+	in        *watch.Input
 	http, tcp []*authzPolicy
 }
 
@@ -51,7 +52,7 @@ type Set struct {
 // rejected are the rejected AuthorizationPolicies (no good version known) whose
 // scope covers it: their selector is unknown, so each denies every request.
 func (x *Index) Set(attached []*authzConfig, rejected []*watch.Meta) *Set {
-	set := &Set{}
+	set := &Set{in: x.in}
 	for _, c := range attached {
 		set.http = append(set.http, x.compile(c, false))
 		set.tcp = append(set.tcp, x.compile(c, true))
@@ -79,6 +80,9 @@ type Applied struct {
 	Action  string // ALLOW, DENY, AUDIT or CUSTOM
 	DryRun  bool
 	Invalid string // why the policy denies everything; "" when valid
+	// CustomDeny says why a CUSTOM policy's provider is not called and its rules deny
+	// what they match instead (unknown provider, or several providers per workload).
+	CustomDeny string
 	// HTTPRules and TCPRules are the indexes of spec.rules that survive on HTTP and
 	// on TCP chains (a rule with only HTTP fields has no TCP form).
 	HTTPRules, TCPRules []int
@@ -89,11 +93,17 @@ func (s *Set) Policies() []Applied {
 	if s == nil {
 		return nil
 	}
+	deny := map[*authzPolicy]string{}
+	for _, g := range customGroups(s.in, s.http) {
+		for _, p := range g.pols {
+			deny[p] = g.deny
+		}
+	}
 	out := make([]Applied, 0, len(s.http))
 	for i, hp := range s.http {
 		tp := s.tcp[i]
 		out = append(out, Applied{Meta: hp.meta, Action: hp.action.String(), DryRun: hp.dryRun, Invalid: hp.invalid,
-			HTTPRules: ruleIndexes(hp), TCPRules: ruleIndexes(tp)})
+			CustomDeny: deny[hp], HTTPRules: ruleIndexes(hp), TCPRules: ruleIndexes(tp)})
 	}
 	return out
 }

@@ -10,8 +10,13 @@ import (
 )
 
 const (
-	dryRunAnnotation  = "istio.io/dry-run"
+	dryRunAnnotation = "istio.io/dry-run"
+	// extAuthzKeyPrefix starts the RBAC policy names of CUSTOM rules, which the
+	// ext_authz filter's filter_enabled_metadata matches (Istio's extAuthzMatchPrefix).
 	extAuthzKeyPrefix = "istio-ext-authz-"
+	// badCustomSuffix ends the names of CUSTOM rules that deny because their provider
+	// cannot be used (Istio's badCustomActionSuffix, builder/extauthz.go).
+	badCustomSuffix = "-deny-due-to-bad-CUSTOM-action"
 )
 
 // authzAction is an AuthorizationPolicy action, in filter order.
@@ -45,8 +50,15 @@ type authzPolicy struct {
 	meta     *watch.Meta
 	action   authzAction
 	provider string // CUSTOM only
-	dryRun   bool
-	rules    []authzRule
+	// CUSTOM only: badProvider says why the provider cannot be used (unknown, or not
+	// ext_authz); the policy's rules then deny what they match (RBAC DENY), as
+	// Istio's getBadCustomDenyRules. grpcProvider: the provider speaks gRPC, so it
+	// also checks TCP connections. keyPrefix starts the rule names.
+	badProvider  string
+	grpcProvider bool
+	keyPrefix    string
+	dryRun       bool
+	rules        []authzRule
 	// invalid, when set, says why the policy cannot be enforced as written. Its
 	// workloads then deny every request (fail closed), whatever the action.
 	invalid      string
@@ -77,12 +89,35 @@ func invalidKey(ns, name string) string {
 	return "ns[" + ns + "]-policy[" + name + "]-rule[invalid]"
 }
 
-// Key is the policy name of rule r as it appears in Envoy.
+// ruleKey is the policy name of rule r as it appears in Envoy.
 func (p *authzPolicy) ruleKey(r *authzRule) string {
 	if p.action == actionCustom {
-		return extAuthzKeyPrefix + r.key
+		return p.keyPrefix + r.key
 	}
 	return r.key
+}
+
+// customKeyPrefix starts the names of a CUSTOM provider's rules. With one provider
+// per workload (Istio's default) it is "istio-ext-authz-", as the ext_authz filter
+// of that workload matches. With PILOT_ENABLE_MULTIPLE_CUSTOM_AUTHZ_PROVIDERS it
+// names the provider, "istio-ext-authz-<provider>-" as Istio's policyName, so that
+// each provider's ext_authz runs only for its own rules (customMatchPrefix).
+func customKeyPrefix(in *watch.Input, provider string) string {
+	if in.MultipleCustomAuthzProviders {
+		return extAuthzKeyPrefix + provider + "-"
+	}
+	return extAuthzKeyPrefix
+}
+
+// customMatchPrefix is what a provider's ext_authz filter requires of the matched
+// CUSTOM rule's name. Per provider it ends in "ns[", the start of every rule key,
+// so that provider "a" does not also match the rules of provider "a-b" (Istio's
+// generateFilterMatcherForProvider stops at the provider name).
+func customMatchPrefix(in *watch.Input, provider string) string {
+	if in.MultipleCustomAuthzProviders {
+		return customKeyPrefix(in, provider) + "ns["
+	}
+	return "istio-ext-authz"
 }
 
 func (p *authzPolicy) ref() string { return p.meta.Namespace + "/" + p.meta.Name }
@@ -108,10 +143,10 @@ func compilePolicy(in *watch.Input, c *watch.Config[*security.AuthorizationPolic
 		p.dryRun = false
 	}
 	if p.action == actionCustom {
-		if msg := checkProvider(in, p.provider); msg != "" {
-			p.invalid, p.invalidField = msg, "spec.provider.name"
-			return p
-		}
+		p.keyPrefix = customKeyPrefix(in, p.provider)
+		ep, msg := findProvider(in, p.provider)
+		p.badProvider = msg
+		p.grpcProvider = ep != nil && ep.grpc != nil
 	}
 	if len(spec.GetRules()) == 0 {
 		// No rules: a policy that matches nothing, whatever the action (Istio's builder,

@@ -28,8 +28,10 @@ type rbacRules struct {
 // deny-all entries of the DENY rules (shadow entries when dry-run).
 func rbacFor(pols []*authzPolicy, action authzAction) rbacRules {
 	var out rbacRules
+	// CUSTOM rules are shadow rules whose match only enables ext_authz; Istio builds
+	// them with RBAC_DENY (builder.go build(customPolicies, RBAC_DENY)).
 	envoyAction := map[authzAction]rbacv3.RBAC_Action{
-		actionAudit: rbacv3.RBAC_LOG, actionDeny: rbacv3.RBAC_DENY, actionAllow: rbacv3.RBAC_ALLOW, actionCustom: rbacv3.RBAC_ALLOW,
+		actionAudit: rbacv3.RBAC_LOG, actionDeny: rbacv3.RBAC_DENY, actionAllow: rbacv3.RBAC_ALLOW, actionCustom: rbacv3.RBAC_DENY,
 	}[action]
 	add := func(dst **rbacv3.RBAC, key string, pol *rbacv3.Policy) {
 		if *dst == nil {
@@ -64,6 +66,18 @@ func rbacFor(pols []*authzPolicy, action authzAction) rbacRules {
 	// dry-run ALLOW policies the rules stay unset: nothing is enforced.
 	if action == actionAllow && out.rules == nil && out.shadow == nil && hasAction(pols, actionAllow) {
 		out.rules = &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW}
+	}
+	return out
+}
+
+// customDenyRules are the rules of CUSTOM policies whose provider is not called, as
+// RBAC DENY, named <rule>-deny-due-to-bad-CUSTOM-action (Istio's getBadCustomDenyRules).
+func customDenyRules(pols []*authzPolicy) *rbacv3.RBAC {
+	out := &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: map[string]*rbacv3.Policy{}}
+	for _, p := range pols {
+		for i := range p.rules {
+			out.Policies[p.ruleKey(&p.rules[i])+badCustomSuffix] = rbacPolicy(&p.rules[i])
+		}
 	}
 	return out
 }

@@ -169,6 +169,9 @@ func (rc *ruleCompiler) rule(i int, r *security.Rule) (authzRule, bool, *fieldEr
 	}
 
 	keep := true
+	// A valid HTTP provider never checks TCP connections: its TCP rules are unused,
+	// so there is nothing to say about them.
+	quiet := rc.p.action == actionCustom && rc.p.badProvider == "" && !rc.p.grpcProvider
 	filter := func(parts []part) []part {
 		if !rc.tcp {
 			return parts
@@ -179,11 +182,15 @@ func (rc *ruleCompiler) rule(i int, r *security.Rule) (authzRule, bool, *fieldEr
 				out = append(out, pt)
 				continue
 			}
-			if rc.p.action == actionAllow || rc.p.action == actionCustom {
+			// Istio builds ALLOW rules for TCP with RBAC_ALLOW (an HTTP-only field
+			// drops the rule) and DENY, AUDIT and CUSTOM rules with RBAC_DENY (the
+			// field is dropped, widening the rule): builder.go build(customPolicies,
+			// RBAC_DENY), golden tcp/custom-both-http-tcp-out1.yaml.
+			if rc.p.action == actionAllow {
 				keep = false
 				rc.p.notes = append(rc.p.notes, fieldNote{pt.field, fmt.Sprintf(
 					"HTTP-only field on a TCP port: rule %d of this %s policy is dropped for TCP traffic, as in Istio (it can never match there)", i, rc.p.action)})
-			} else {
+			} else if !quiet {
 				rc.p.notes = append(rc.p.notes, fieldNote{pt.field, fmt.Sprintf(
 					"HTTP-only field on a TCP port: the field is ignored there, so rule %d of this %s policy matches more TCP traffic, as in Istio (a rule left with no fields matches all TCP traffic)", i, rc.p.action)})
 			}
@@ -231,8 +238,8 @@ func (rc *ruleCompiler) source(name string, s *security.Source) ([]part, *fieldE
 		{"notNamespaces", s.GetNotNamespaces(), true, false, namespaceValue},
 		{"serviceAccounts", s.GetServiceAccounts(), false, false, rc.serviceAccount},
 		{"notServiceAccounts", s.GetNotServiceAccounts(), true, false, rc.serviceAccount},
-		{"trustDomains", s.GetTrustDomains(), false, false, trustDomainValue},
-		{"notTrustDomains", s.GetNotTrustDomains(), true, false, trustDomainValue},
+		{"trustDomains", s.GetTrustDomains(), false, false, rc.trustDomain},
+		{"notTrustDomains", s.GetNotTrustDomains(), true, false, rc.trustDomain},
 		{"ipBlocks", s.GetIpBlocks(), false, false, cidrValue(attrDirectRemoteIP)},
 		{"notIpBlocks", s.GetNotIpBlocks(), true, false, cidrValue(attrDirectRemoteIP)},
 		{"remoteIpBlocks", s.GetRemoteIpBlocks(), false, false, cidrValue(attrRemoteIP)},
@@ -288,24 +295,44 @@ func (rc *ruleCompiler) principal(v string) ([]*pred, error) {
 }
 
 // withAliases rewrites "<td>/ns/..." for each trust domain of the mesh when <td> is
-// one of them or "cluster.local" (which stands for the local trust domain).
+// one of them or "cluster.local" (which stands for the local trust domain), as
+// Istio's trustdomain.Bundle ReplaceTrustDomainAliases.
 func (rc *ruleCompiler) withAliases(v string) []string {
 	i := strings.Index(v, "/ns/")
 	if strings.HasPrefix(v, "*") || i <= 0 {
 		return []string{v}
 	}
-	tds := append([]string{rc.in.TrustDomain}, rc.in.Mesh.GetTrustDomainAliases()...)
-	td := v[:i]
-	if td != watch.DefaultTrustDomain && !slices.Contains(tds, td) {
+	tds, ok := rc.aliasesOf(v[:i], true)
+	if !ok {
 		return []string{v}
+	}
+	out := make([]string, 0, len(tds))
+	for _, t := range tds {
+		out = append(out, t+v[i:])
+	}
+	return out
+}
+
+// aliasesOf is the one place trust-domain aliases are expanded, for principals and
+// for trust-domain values: when td is the mesh trust domain or one of its
+// trustDomainAliases (or, with clusterLocal, "cluster.local", which principals use
+// for the local trust domain), it returns the trust domain and every alias, without
+// duplicates; else ok is false and td stands alone. Istio expands trustDomains,
+// notTrustDomains and source.trustDomain with Bundle.ExpandTrustDomainAliases (exact
+// members of the bundle only) and principals with ReplaceTrustDomainAliases
+// (pilot/pkg/security/trustdomain/bundle.go, model.go MigrateTrustDomain).
+func (rc *ruleCompiler) aliasesOf(td string, clusterLocal bool) ([]string, bool) {
+	tds := append([]string{rc.in.TrustDomain}, rc.in.Mesh.GetTrustDomainAliases()...)
+	if !slices.Contains(tds, td) && !(clusterLocal && td == watch.DefaultTrustDomain) {
+		return nil, false
 	}
 	var out []string
 	for _, t := range tds {
-		if t != "" && !slices.Contains(out, t+v[i:]) {
-			out = append(out, t+v[i:])
+		if t != "" && !slices.Contains(out, t) {
+			out = append(out, t)
 		}
 	}
-	return out
+	return out, true
 }
 
 // spiffeMatch matches a URI SAN for an Istio principal value.
@@ -347,6 +374,24 @@ func (rc *ruleCompiler) serviceAccount(v string) ([]*pred, error) {
 	return []*pred{leafPred(&leaf{attr: attrPrincipal, m: regexMatch(expr)})}, nil
 }
 
+// trustDomain matches the trust domain of the peer's SPIFFE ID; the mesh trust
+// domain or an alias stands for all of them (aliasesOf).
+func (rc *ruleCompiler) trustDomain(v string) ([]*pred, error) {
+	tds, ok := rc.aliasesOf(v, false)
+	if !ok {
+		return trustDomainValue(v)
+	}
+	var out []*pred
+	for _, td := range tds {
+		ps, err := trustDomainValue(td)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
 func trustDomainValue(v string) ([]*pred, error) {
 	var m strMatch
 	switch {
@@ -363,23 +408,42 @@ func trustDomainValue(v string) ([]*pred, error) {
 	return []*pred{leafPred(&leaf{attr: attrPrincipal, m: m})}, nil
 }
 
-// requestPrincipal matches the JWT's iss and sub, split at the last "/".
+// requestPrincipal matches the JWT's iss and sub, split at the last "/" (the issuer
+// may be a URL), as Istio's requestPrincipalGenerator (authz/model/generator.go): a
+// "*" counts only at the start or the end of the whole value. A leading "*" is a
+// suffix of iss (any iss for "*") with sub exact; a trailing "*" is a prefix of sub
+// (any sub for "*") with iss exact; without "/" the value is iss (suffix or prefix)
+// and sub is anything, or iss exact and sub empty. A "*" elsewhere is literal.
 func requestPrincipal(v string) ([]*pred, error) {
-	var iss, sub strMatch
 	i := strings.LastIndex(v, "/")
+	found := i >= 0
+	iss, sub := v, ""
+	if found {
+		iss, sub = v[:i], v[i+1:]
+	}
+	present := strMatch{kind: matchPresent}
+	var mIss, mSub strMatch
 	switch {
 	case v == "*":
-		iss, sub = istioMatch("*"), istioMatch("*")
-	case i >= 0:
-		iss, sub = istioMatch(v[:i]), istioMatch(v[i+1:])
+		mIss, mSub = present, present
+	case strings.HasPrefix(v, "*") && found:
+		mIss, mSub = strMatch{kind: matchSuffix, value: iss[1:]}, exactStr(sub)
+		if iss == "*" {
+			mIss = present
+		}
 	case strings.HasPrefix(v, "*"):
-		iss, sub = istioMatch("*"), istioMatch(v)
+		mIss, mSub = present, strMatch{kind: matchSuffix, value: v[1:]}
+	case strings.HasSuffix(v, "*") && found:
+		mIss, mSub = exactStr(iss), prefixStr(sub[:len(sub)-1])
+		if sub == "*" {
+			mSub = present
+		}
 	case strings.HasSuffix(v, "*"):
-		iss, sub = istioMatch(v), istioMatch("*")
+		mIss, mSub = prefixStr(v[:len(v)-1]), present
 	default:
-		iss, sub = exactStr(v), exactStr("")
+		mIss, mSub = exactStr(iss), exactStr(sub)
 	}
-	return []*pred{andPred(jwtClaim([]string{"iss"}, iss, listNone), jwtClaim([]string{"sub"}, sub, listNone))}, nil
+	return []*pred{andPred(jwtClaim([]string{"iss"}, mIss, listNone), jwtClaim([]string{"sub"}, mSub, listNone))}, nil
 }
 
 func jwtClaim(path []string, m strMatch, list listMode) *pred {
@@ -452,8 +516,10 @@ const templateChars = `a-zA-Z0-9\-._~%!$&'()+,;:@=`
 
 var templateLiteral = regexp.MustCompile(`^[` + templateChars + `]*$`)
 
-// uriTemplate converts a path with {*} (one segment) and {**} (the rest of the path,
-// last only) into Envoy's path_template and an equivalent regular expression.
+// uriTemplate converts a path with {*} (one segment) and {**} (zero or more
+// characters across segments) into Envoy's path_template and an equivalent regular
+// expression. As Istio's CheckValidPathTemplate, {**} must be the last operator: no
+// {*} or {**} may follow it, literal segments may ("/store/{**}/cart").
 func uriTemplate(v string) (string, *regexp.Regexp, error) {
 	if !strings.HasPrefix(v, "/") {
 		return "", nil, fmt.Errorf("path template %q must start with /", v)
@@ -461,14 +527,16 @@ func uriTemplate(v string) (string, *regexp.Regexp, error) {
 	segs := strings.Split(v[1:], "/")
 	tmpl := make([]string, len(segs))
 	expr := make([]string, len(segs))
+	matchAny := false
 	for i, s := range segs {
 		switch {
+		case (s == "{*}" || s == "{**}") && matchAny:
+			return "", nil, fmt.Errorf("path template %q: {**} must be the last operator (no {*} or {**} after it)", v)
 		case s == "{*}":
 			tmpl[i], expr[i] = "*", `[`+templateChars+`]+`
-		case s == "{**}" && i == len(segs)-1:
-			tmpl[i], expr[i] = "**", `[`+templateChars+`/]*`
 		case s == "{**}":
-			return "", nil, fmt.Errorf("path template %q: {**} must be the last segment", v)
+			tmpl[i], expr[i] = "**", `[`+templateChars+`/]*`
+			matchAny = true
 		case templateLiteral.MatchString(s):
 			tmpl[i], expr[i] = s, regexp.QuoteMeta(s)
 		default:

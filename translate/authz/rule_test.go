@@ -29,3 +29,47 @@ func TestManyPrincipalsMergeShape(t *testing.T) {
 		t.Fatalf("want one merged regex then the prefix matcher, got %d kids", len(or.kids))
 	}
 }
+
+// TestURITemplate follows istio/istio pkg/config/security/security.go
+// CheckValidPathTemplate (only a {*} or {**} after a {**} is invalid; literal
+// segments may follow {**}) and pilot/pkg/security/authz/matcher/template_test.go
+// TestPathTemplateMatcher ("/foo/{**}/bar" -> path_template "/foo/**/bar",
+// "/{*}/foo/{**}/bar" -> "/*/foo/**/bar").
+func TestURITemplate(t *testing.T) {
+	cases := []struct {
+		path, tmpl string
+		match      []string
+		noMatch    []string
+	}{
+		{"/store/{**}/cart", "/store/**/cart", []string{"/store/a/cart", "/store/a/b/cart"}, []string{"/store/a/b", "/store/cart/x", "/other/a/cart"}},
+		{"/foo/{**}/bar", "/foo/**/bar", []string{"/foo/x/bar"}, []string{"/foo/bar/x"}},
+		{"/{*}/foo/{**}/bar", "/*/foo/**/bar", []string{"/a/foo/b/c/bar"}, []string{"/a/b/foo/c/bar"}},
+		{"/{*}/{*}/foo/{**}/bar", "/*/*/foo/**/bar", []string{"/a/b/foo/c/bar"}, []string{"/a/foo/c/bar"}},
+		{"/files/{**}", "/files/**", []string{"/files/a/b.txt"}, []string{"/other/a"}},
+	}
+	for _, c := range cases {
+		tmpl, re, err := uriTemplate(c.path)
+		if err != nil {
+			t.Errorf("%s: %v", c.path, err)
+			continue
+		}
+		if tmpl != c.tmpl {
+			t.Errorf("%s: template %q, want %q", c.path, tmpl, c.tmpl)
+		}
+		for _, p := range c.match {
+			if !re.MatchString(p) {
+				t.Errorf("%s: %s does not match", c.path, p)
+			}
+		}
+		for _, p := range c.noMatch {
+			if re.MatchString(p) {
+				t.Errorf("%s: %s matches", c.path, p)
+			}
+		}
+	}
+	for _, bad := range []string{"/a/{**}/{*}", "/a/{**}/b/{**}", "/a/{**}/{**}", "/a/{x}/b", "/a/b{*}"} {
+		if _, _, err := uriTemplate(bad); err == nil {
+			t.Errorf("%s: accepted, want an error (CheckValidPathTemplate rejects it)", bad)
+		}
+	}
+}
