@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/wardenmesh/warden/watch"
 )
 
@@ -93,7 +95,7 @@ func BenchmarkTranslate1000Proxies(b *testing.B) {
 // watch.MaxAuthorizationValues principals): the worst one object may cost a push.
 func BenchmarkTranslatePolicyAtLimits(b *testing.B) {
 	var sb strings.Builder
-	sb.WriteString(jwtTestWorkloads + "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: big, namespace: foo}\nspec:\n  rules:\n")
+	sb.WriteString(meshtest.Join(meshtest.RootNamespace, meshtest.Web) + "---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: big, namespace: foo}\nspec:\n  rules:\n")
 	per := watch.MaxAuthorizationValues/watch.MaxAuthorizationRules - 2 // a path and a method per rule
 	for i := range watch.MaxAuthorizationRules {
 		sb.WriteString("  - from: [{source: {principals: [")

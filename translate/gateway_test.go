@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 )
 
@@ -14,7 +16,7 @@ func TestGatewayWithoutGatewayServesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := decodeInput(t, string(data), false)
+	in := meshtest.Input(t, string(data))
 	in.Gateways = nil // as if no Gateway existed
 	out := Translate(in, Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
 	if len(out.Listeners)+len(out.Routes) != 0 {

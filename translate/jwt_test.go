@@ -5,45 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	jwtauthn "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/jwt_authn/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 
 	"github.com/wardenmesh/warden/watch"
 )
-
-// decodeInput builds an Input from inline manifests; any rejected object fails the
-// test unless allowErrors.
-func decodeInput(t *testing.T, manifests string, allowErrors bool) *watch.Input {
-	t.Helper()
-	objs, diags := watch.DecodeFile("test.yaml", []byte(manifests))
-	for _, d := range diags {
-		if d.IsError() && !allowErrors {
-			t.Fatalf("input rejected: %v", d)
-		}
-	}
-	return watch.Build(objs, diags)
-}
-
-const jwtTestWorkloads = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: istio-system}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: foo}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: bar}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: web, namespace: foo, labels: {app: web}}
-spec:
-  containers: [{name: web, image: x}]
-`
 
 func requestAuthn(name, ns, selector, issuer, extra string) string {
 	sel := ""
@@ -91,13 +60,13 @@ func issuers(cfg *jwtauthn.JwtAuthentication) []string {
 }
 
 func TestJWTSelection(t *testing.T) {
-	in := decodeInput(t, jwtTestWorkloads+
+	in := meshtest.Input(t, meshtest.Join(meshtest.RootNamespace, meshtest.Web)+
 		requestAuthn("mesh", "istio-system", "", "d-mesh", inlineKeys)+
 		requestAuthn("root-selector", "istio-system", "app: web", "c-root", inlineKeys)+
 		requestAuthn("root-other", "istio-system", "app: other", "x-root-other", inlineKeys)+
 		requestAuthn("ns", "foo", "", "b-ns", inlineKeys)+
 		requestAuthn("sel", "foo", "app: web", "a-sel", inlineKeys)+
-		requestAuthn("other-ns", "bar", "", "y-other-ns", inlineKeys), false)
+		requestAuthn("other-ns", "bar", "", "y-other-ns", inlineKeys))
 	cfg, diags := jwtConfig(t, in)
 	if cfg == nil {
 		t.Fatal("no jwt_authn filter")
@@ -120,14 +89,14 @@ func TestJWTSelection(t *testing.T) {
 }
 
 func TestJWTNoPolicyNoFilter(t *testing.T) {
-	in := decodeInput(t, jwtTestWorkloads+requestAuthn("other-ns", "bar", "", "iss", inlineKeys), false)
+	in := meshtest.Input(t, meshtest.Join(meshtest.RootNamespace, meshtest.Web)+requestAuthn("other-ns", "bar", "", "iss", inlineKeys))
 	if cfg, _ := jwtConfig(t, in); cfg != nil {
 		t.Errorf("filter for a workload no policy selects: %v", cfg)
 	}
 }
 
 func TestJWTSingleProviderAllowsMissing(t *testing.T) {
-	in := decodeInput(t, jwtTestWorkloads+requestAuthn("ns", "foo", "", "iss", inlineKeys), false)
+	in := meshtest.Input(t, meshtest.Join(meshtest.RootNamespace, meshtest.Web)+requestAuthn("ns", "foo", "", "iss", inlineKeys))
 	cfg, _ := jwtConfig(t, in)
 	req := cfg.GetRules()[0].GetRequires().GetRequiresAny().GetRequirements()
 	if len(req) != 2 || req[0].GetProviderName() != "origins-0" || req[1].GetAllowMissing() == nil {
@@ -140,9 +109,9 @@ func TestJWTSingleProviderAllowsMissing(t *testing.T) {
 
 func TestJWTRejectedPolicyFailsClosed(t *testing.T) {
 	// Both jwks and jwksUri: rejected by validation, so its rules are unknown.
-	in := decodeInput(t, jwtTestWorkloads+
+	in := meshtest.InputAllowingErrors(t, meshtest.Join(meshtest.RootNamespace, meshtest.Web)+
 		requestAuthn("ns", "foo", "", "good", inlineKeys)+
-		requestAuthn("bad", "foo", "", "bad", inlineKeys+"    jwksUri: https://example.com/jwks\n"), true)
+		requestAuthn("bad", "foo", "", "bad", inlineKeys+"    jwksUri: https://example.com/jwks\n"))
 	cfg, diags := jwtConfig(t, in)
 	if got := cfg.GetRules()[0].GetRequires().GetProviderName(); got != failClosedProvider {
 		t.Errorf("requirement = %v, want only %s", cfg.GetRules()[0].GetRequires(), failClosedProvider)
@@ -157,7 +126,7 @@ func TestJWTRejectedPolicyFailsClosed(t *testing.T) {
 
 func TestJWTJwksURI(t *testing.T) {
 	const uri = "http://keys.example.com/jwks.json"
-	base := decodeInput(t, jwtTestWorkloads+requestAuthn("ns", "foo", "", "remote", "    jwksUri: "+uri+"\n"), false)
+	base := meshtest.Input(t, meshtest.Join(meshtest.RootNamespace, meshtest.Web)+requestAuthn("ns", "foo", "", "remote", "    jwksUri: "+uri+"\n"))
 	good := `{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`
 	cases := []struct {
 		name     string
@@ -206,7 +175,7 @@ func TestJWTProviderFields(t *testing.T) {
     outputClaimToHeaders: [{header: x-sub, claim: sub}]
     spaceDelimitedClaims: [roles]
 `
-	in := decodeInput(t, jwtTestWorkloads+requestAuthn("ns", "foo", "", "iss", extra), false)
+	in := meshtest.Input(t, meshtest.Join(meshtest.RootNamespace, meshtest.Web)+requestAuthn("ns", "foo", "", "iss", extra))
 	cfg, diags := jwtConfig(t, in)
 	if len(diags) != 0 {
 		t.Fatalf("diagnostics: %v", diags)

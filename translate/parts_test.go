@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 )
 
@@ -69,7 +71,7 @@ func TestSharedKeyNamesTheSharedSlices(t *testing.T) {
 	}
 	svc := "---\napiVersion: v1\nkind: Service\nmetadata: {name: api, namespace: bar}\nspec: {clusterIP: 10.96.0.5, selector: {app: api}, ports: [{name: http, port: 80, targetPort: 8080}]}\n" +
 		"---\napiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: api, namespace: foo}\nspec: {host: api.bar.svc.cluster.local, exportTo: [.], trafficPolicy: {tls: {mode: DISABLE}}}\n"
-	in := decodeInput(t, jwtTestWorkloads+pod("web2", "foo")+pod("api", "bar")+svc, false)
+	in := meshtest.Input(t, meshtest.Join(meshtest.RootNamespace, meshtest.Web)+pod("web2", "foo")+pod("api", "bar")+svc)
 	x := NewIndex(in)
 	parts := map[string]*Parts{}
 	for _, id := range []string{"web.foo", "web2.foo", "api.bar"} {

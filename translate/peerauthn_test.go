@@ -1,9 +1,12 @@
 package translate
 
 import (
-	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"strings"
 	"testing"
+
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+
+	"github.com/wardenmesh/warden/internal/meshtest"
 
 	"github.com/google/go-cmp/cmp"
 	security "istio.io/api/security/v1beta1"
@@ -268,7 +271,7 @@ func TestModeString(t *testing.T) {
 // (pkg/config/validation: the mode enum); without a webhook Warden must not fall
 // back to the PERMISSIVE policy beside it.
 func TestRejectedPeerAuthenticationFailsClosed(t *testing.T) {
-	const base = jwtTestWorkloads + `---
+	base := meshtest.Join(meshtest.RootNamespace, meshtest.Web) + `---
 apiVersion: v1
 kind: Pod
 metadata: {name: api, namespace: bar, labels: {app: api}}
@@ -303,7 +306,10 @@ spec:
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			in := decodeInput(t, base+c.extra, c.extra != "")
+			in := meshtest.Input(t, base)
+			if c.extra != "" {
+				in = meshtest.InputAllowingErrors(t, base, c.extra)
+			}
 			if c.rejected != "" && len(in.Rejected) != 1 {
 				t.Fatalf("want the typo rejected, got Rejected=%v diagnostics=%v", in.Rejected, in.Diagnostics)
 			}

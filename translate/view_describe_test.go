@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/wardenmesh/warden/internal/golden"
 	"github.com/wardenmesh/warden/watch"
 )
@@ -71,7 +73,7 @@ func TestDescribeGolden(t *testing.T) {
 }
 
 func TestDescribeUnknownWorkload(t *testing.T) {
-	x := NewIndex(buildInput(t, boutiqueManifests()))
+	x := NewIndex(meshtest.Clean(t, boutiqueManifests()))
 	if _, err := Describe(x, "frontend", "nope"); err == nil {
 		t.Fatal("Describe of a missing pod: want an error")
 	}

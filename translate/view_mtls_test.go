@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/wardenmesh/warden/internal/meshtest"
 
-	"github.com/wardenmesh/warden/watch"
+	"github.com/google/go-cmp/cmp"
 )
 
 // boutiqueNamespaces are the 11 Online Boutique namespaces, one workload each.
@@ -88,18 +88,6 @@ spec: {mtls: {mode: STRICT}}
 `
 )
 
-// buildInput decodes manifests (documents joined) into an Input, failing on any
-// diagnostic.
-func buildInput(t *testing.T, docs ...string) *watch.Input {
-	t.Helper()
-	objs, diags := watch.DecodeFile("view.yaml", []byte(strings.Join(docs, "---\n")))
-	in := watch.Build(objs, diags)
-	if len(in.Diagnostics) > 0 {
-		t.Fatalf("unexpected diagnostics: %v", in.Diagnostics)
-	}
-	return in
-}
-
 // viewTable renders MTLSView as "pod.ns proxy mode policy port:mode:policy..." lines.
 func viewTable(rows []WorkloadMTLS) []string {
 	var out []string
@@ -170,7 +158,7 @@ func TestMTLSViewOnlineBoutique(t *testing.T) {
 	}
 	for _, st := range steps {
 		t.Run(st.name, func(t *testing.T) {
-			x := NewIndex(buildInput(t, append([]string{base}, st.docs...)...))
+			x := NewIndex(meshtest.Clean(t, append([]string{base}, st.docs...)...))
 			if diff := cmp.Diff(st.want, viewTable(MTLSView(x))); diff != "" {
 				t.Errorf("mtls view (-want +got):\n%s", diff)
 			}
@@ -181,7 +169,7 @@ func TestMTLSViewOnlineBoutique(t *testing.T) {
 // TestMTLSViewAgreesWithResolve checks that every row's modes come from the same
 // resolution translation uses, for port-level overrides and UNSET inheritance.
 func TestMTLSViewAgreesWithResolve(t *testing.T) {
-	in := buildInput(t, `apiVersion: v1
+	in := meshtest.Clean(t, `apiVersion: v1
 kind: Namespace
 metadata: {name: demo, labels: {istio-injection: enabled}}
 ---

@@ -3,6 +3,8 @@ package authz_test
 import (
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/wardenmesh/warden/translate"
 	"github.com/wardenmesh/warden/translate/authz"
 )
@@ -43,7 +45,7 @@ spec:
 `
 
 func TestCheckGateway(t *testing.T) {
-	in := checkInput(t, gatewayManifests)
+	in := meshtest.InputAllowingErrors(t, meshtest.Httpbin, gatewayManifests)
 	ingress := translate.Proxy{ID: "ingress.istio-system", Namespace: "istio-system", Pod: "ingress", Gateway: true}
 	user := map[string]any{"iss": "idp", "sub": "u"}
 	admin := map[string]any{"iss": "idp", "sub": "a", "group": "admin"}

@@ -5,56 +5,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	"github.com/wardenmesh/warden/translate"
 	"github.com/wardenmesh/warden/translate/authz"
-	"github.com/wardenmesh/warden/watch"
 )
-
-// checkBase is a namespace with an injected httpbin (HTTP 8000, TCP 9000), an
-// injected sleep and a sidecar-less legacy pod.
-const checkBase = `
-apiVersion: v1
-kind: Namespace
-metadata: {name: foo, labels: {istio-injection: enabled}}
----
-apiVersion: v1
-kind: Namespace
-metadata: {name: legacy}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: httpbin, namespace: foo, labels: {app: httpbin}, annotations: {warden.io/pod-ip: "10.0.0.10"}}
-spec:
-  serviceAccountName: httpbin
-  containers:
-  - name: app
-    image: x
-    ports: [{name: http, containerPort: 8000}, {name: tcp, containerPort: 9000}]
----
-apiVersion: v1
-kind: Service
-metadata: {name: httpbin, namespace: foo}
-spec:
-  clusterIP: 10.96.0.10
-  selector: {app: httpbin}
-  ports: [{name: http, port: 8000}, {name: tcp-echo, port: 9000}]
----
-apiVersion: v1
-kind: Pod
-metadata: {name: sleep, namespace: foo, labels: {app: sleep}, annotations: {warden.io/pod-ip: "10.0.0.20"}}
-spec: {serviceAccountName: sleep, containers: [{name: app, image: x}]}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: sleep, namespace: legacy, labels: {app: sleep}, annotations: {warden.io/pod-ip: "10.0.1.20"}}
-spec: {serviceAccountName: sleep, containers: [{name: app, image: x}]}
-`
-
-func checkInput(t *testing.T, manifests string) *watch.Input {
-	t.Helper()
-	objs, diags := watch.DecodeFile("check.yaml", []byte(checkBase+"---\n"+manifests))
-	return watch.Build(objs, diags)
-}
 
 var httpbin = translate.Proxy{ID: "httpbin.foo", Namespace: "foo", Pod: "httpbin"}
 
@@ -315,7 +270,7 @@ spec: {action: DENY, rules: [{to: [{operation: {methods: ["GET"]}}]}]}
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := translate.Check(checkInput(t, tc.manifests), httpbin, tc.req)
+			got := translate.Check(meshtest.InputAllowingErrors(t, meshtest.Httpbin, tc.manifests), httpbin, tc.req)
 			if got.Decision != tc.decision {
 				t.Fatalf("decision %s, want %s (%+v)", got.Decision, tc.decision, got)
 			}
@@ -337,7 +292,7 @@ func TestManyPrincipalsMerge(t *testing.T) {
 		list = append(list, fmt.Sprintf("%q", fmt.Sprintf("cluster.local/ns/team-%d/sa/caller", i)))
 	}
 	list = append(list, `"cluster.local/ns/foo/sa/sleep"`, `"prefix*"`)
-	in := checkInput(t, policy("many", "foo", `{rules: [{from: [{source: {principals: [`+strings.Join(list, ", ")+`]}}]}]}`))
+	in := meshtest.InputAllowingErrors(t, meshtest.Httpbin, policy("many", "foo", `{rules: [{from: [{source: {principals: [`+strings.Join(list, ", ")+`]}}]}]}`))
 	for _, tc := range []struct{ principal, decision string }{
 		{"cluster.local/ns/foo/sa/sleep", "ALLOW"},
 		{"cluster.local/ns/team-49/sa/caller", "ALLOW"},
@@ -352,7 +307,7 @@ func TestManyPrincipalsMerge(t *testing.T) {
 }
 
 func TestCheckDryRunAndCustom(t *testing.T) {
-	in := checkInput(t, `apiVersion: v1
+	in := meshtest.InputAllowingErrors(t, meshtest.Httpbin, `apiVersion: v1
 kind: ConfigMap
 metadata: {name: istio, namespace: istio-system}
 data:
@@ -472,7 +427,7 @@ func TestEmptyShapes(t *testing.T) {
 				manifests = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\n" +
 					"data:\n  mesh: |\n    extensionProviders:\n    - {name: authz, envoyExtAuthzHttp: {service: authz.example.com, port: 8000}}\n---\n" + manifests
 			}
-			in := checkInput(t, manifests)
+			in := meshtest.InputAllowingErrors(t, meshtest.Httpbin, manifests)
 			var got []string
 			for _, d := range in.Diagnostics {
 				got = append(got, d.Severity+": "+d.Field)

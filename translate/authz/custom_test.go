@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	extauthz "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	rbachttp "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
@@ -85,7 +87,7 @@ func TestCustomProviders(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := translate.Check(checkInput(t, tc.manifests), httpbin, tc.req)
+			got := translate.Check(meshtest.InputAllowingErrors(t, meshtest.Httpbin, tc.manifests), httpbin, tc.req)
 			if got.Decision != tc.decision {
 				t.Fatalf("decision %s, want %s (%+v)", got.Decision, tc.decision, got)
 			}
@@ -109,7 +111,7 @@ func TestCustomProviders(t *testing.T) {
 // generateFilterMatcherForProvider), so a rule matched for one provider never
 // enables another provider's ext_authz.
 func TestCustomProviderPrefixes(t *testing.T) {
-	in := checkInput(t, customMesh(true)+policy("a-http", "foo", customHTTP)+"---\n"+policy("b-grpc", "foo", customGRPC))
+	in := meshtest.InputAllowingErrors(t, meshtest.Httpbin, customMesh(true)+policy("a-http", "foo", customHTTP)+"---\n"+policy("b-grpc", "foo", customGRPC))
 	out := translate.Translate(in, httpbin)
 	var keys, prefixes []string
 	for _, l := range out.Listeners {

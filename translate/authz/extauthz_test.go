@@ -3,21 +3,10 @@ package authz
 import (
 	"testing"
 
+	"github.com/wardenmesh/warden/internal/meshtest"
+
 	extauthz "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
-
-	"github.com/wardenmesh/warden/watch"
 )
-
-func buildInput(t *testing.T, doc string) *watch.Input {
-	t.Helper()
-	objs, diags := watch.DecodeFile("in.yaml", []byte(doc))
-	for _, d := range diags {
-		if d.IsError() {
-			t.Fatalf("input rejected: %v", d)
-		}
-	}
-	return watch.Build(objs, diags)
-}
 
 const customMesh = `apiVersion: v1
 kind: ConfigMap
@@ -48,7 +37,7 @@ func customPolicy(name, provider string) string {
 // if IncludeRequestHeadersInCheck is not set".
 func TestIncludeHeadersInCheck(t *testing.T) {
 	for provider, want := range map[string][]string{"both": {"x-new"}, "old-only": {"x-old"}} {
-		in := buildInput(t, customMesh+customPolicy("p", provider))
+		in := meshtest.Input(t, customMesh+customPolicy("p", provider))
 		custom, _, diags, err := NewIndex(in).Set(in.AuthorizationPolicies, nil).HTTPFilters(in)
 		if err != nil || len(diags) != 0 || len(custom) != 2 {
 			t.Fatalf("%s: %d filters, diags %v, err %v", provider, len(custom), diags, err)
