@@ -53,7 +53,8 @@ GOLDEN_PKGS = $$($(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join
 	awk '$$1 != "github.com/wardenmesh/warden/internal/golden" && / github.com\/wardenmesh\/warden\/internal\/golden( |$$)/ {print $$1}')
 
 gen-check: ## Regenerate every golden file (-update, orphans pruned) in a temporary copy; fail if any testdata differs
-	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	@root=$$(mktemp -d); trap 'rm -rf "$$root"' EXIT; tmp="$$root/warden"; mkdir "$$tmp"; \
+	if [[ -d ../shared ]]; then ln -s "$$(cd ../shared && pwd)" "$$root/shared"; fi; \
 	git ls-files -z --cached --others --exclude-standard -- ':!:.venv' ':!:.cache' ':!:bin' | \
 		tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$$tmp"; \
 	pkgs=$(GOLDEN_PKGS); \
