@@ -97,6 +97,7 @@ var badInputs = []struct{ name, file, content string }{
 	{"port-level-without-selector", "pa2.yaml", "apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: ports, namespace: shop}\nspec:\n  portLevelMtls: {8080: {mode: DISABLE}}\n"},
 	{"bad-cidr", "ap-bad.yaml", apDoc("bad-cidr", "  rules:\n  - from:\n    - source: {ipBlocks: [\"10.0.0.0/33\"]}\n")},
 	{"unknown-when-key", "ap-bad.yaml", apDoc("bad-when", "  rules:\n  - when:\n    - {key: request.headers, values: [a]}\n")},
+	{"principal-inner-wildcard", "ap-bad.yaml", apDoc("bad-principal", "  action: DENY\n  rules:\n  - from:\n    - source: {principals: [\"cluster.local/ns/*/sa/cli\"]}\n")},
 	{"selector-and-targetref", "ap-bad.yaml", apDoc("bad-target", "  selector: {matchLabels: {app: web}}\n  targetRef: {kind: Service, name: web}\n  rules: [{}]\n")},
 	{"invalid-path", "ap-bad.yaml", apDoc("bad-path", "  rules:\n  - to:\n    - operation: {paths: [\"/a/*/b\"]}\n")},
 	{"unknown-action", "ap-bad.yaml", apDoc("bad-action", "  action: ALOW\n  rules: [{}]\n")},

@@ -41,6 +41,10 @@ func (rc *ruleCompiler) condition(name string, c *security.Condition) (principal
 	if err := field("notValues", c.GetNotValues(), true); err != nil {
 		return false, part{}, err
 	}
+	if key == "source.principal" {
+		rc.literalStars(name+".values", c.GetValues())
+		rc.literalStars(name+".notValues", c.GetNotValues())
+	}
 	kids := make([]*pred, len(parts))
 	for i, p := range parts {
 		kids[i] = p.pred

@@ -251,6 +251,8 @@ func (rc *ruleCompiler) source(name string, s *security.Source) ([]part, *fieldE
 	if len(parts) == 0 {
 		return nil, errorf(name, "source must set at least one field")
 	}
+	rc.literalStars(name+".principals", s.GetPrincipals())
+	rc.literalStars(name+".notPrincipals", s.GetNotPrincipals())
 	if rc.p.action == actionCustom {
 		for _, pt := range parts {
 			if !strings.Contains(strings.ToLower(pt.field), "ipblocks") {
@@ -282,6 +284,38 @@ func (rc *ruleCompiler) operation(name string, o *security.Operation) ([]part, *
 		return nil, errorf(name, "operation must set at least one field")
 	}
 	return parts, nil
+}
+
+// literalStars warns about principal values with a "*" that is not a wildcard. Istio's
+// webhook accepts them (pkg/config/validation ValidateAuthorizationPolicy only runs
+// security.CheckEmptyValues on principals, and ValidateAttribute nothing more for
+// source.principal) and its builder matches a "*" only as the whole value, a prefix or
+// a suffix (pilot/pkg/security/authz/matcher/string.go StringMatcherWithPrefix); any
+// other "*" is part of an exact (or prefix, suffix) match. Warden serves the same
+// matcher and says so: such a value matches no workload identity, since no Kubernetes
+// namespace or service account name contains a "*".
+func (rc *ruleCompiler) literalStars(field string, values []string) {
+	for i, v := range values {
+		if !literalStar(v) {
+			continue
+		}
+		rc.p.notes = append(rc.p.notes, fieldNote{fmt.Sprintf("%s[%d]", field, i), fmt.Sprintf(
+			"%q: a \"*\" inside a principal is not a wildcard (only a leading or trailing one, or \"*\" alone, is); "+
+				"it is matched literally, as in Istio, so this value matches no workload identity", v)})
+	}
+}
+
+// literalStar reports whether istioMatch leaves a "*" of v in the value it matches.
+func literalStar(v string) bool {
+	switch {
+	case v == "*":
+		return false
+	case strings.HasPrefix(v, "*"):
+		v = v[1:]
+	case strings.HasSuffix(v, "*"):
+		v = v[:len(v)-1]
+	}
+	return strings.Contains(v, "*")
 }
 
 // principal: the peer's SPIFFE ID, with the trust domain expanded to the mesh trust

@@ -73,3 +73,37 @@ func TestURITemplate(t *testing.T) {
 		}
 	}
 }
+
+// TestPrincipalLiteralStar checks which principal values keep a "*" in what they
+// match, as Istio's StringMatcherWithPrefix (pilot/pkg/security/authz/matcher/string.go)
+// reads them: "*" alone is presence, one leading "*" a suffix match, one trailing "*"
+// a prefix match (the leading one wins); any other "*" is literal. Each literal one is
+// a warning on its field, in sources and in source.principal conditions, and the
+// value stays an exact (never matching) principal, as in Istio.
+func TestPrincipalLiteralStar(t *testing.T) {
+	for v, want := range map[string]bool{
+		"*": false, "*/sa/x": false, "cluster.local/*": false, "cluster.local/ns/a/sa/x": false,
+		"cluster.local/ns/*/sa/x": true, "*/ns/*": true, "**": true, "a*b*": true,
+	} {
+		if got := literalStar(v); got != want {
+			t.Errorf("literalStar(%q) = %v, want %v", v, got, want)
+		}
+	}
+	doc := "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: stars, namespace: foo}\n" +
+		"spec: {action: DENY, rules: [{from: [{source: {notPrincipals: [ok/*, \"a/*/b\"]}}], " +
+		"when: [{key: source.principal, values: [\"x/*/y\"]}]}]}\n"
+	objs, diags := watch.DecodeFile("stars.yaml", []byte(doc))
+	in := watch.Build(objs, diags)
+	set := NewIndex(in).Set(in.AuthorizationPolicies, nil)
+	var fields []string
+	for _, n := range set.http[0].notes {
+		fields = append(fields, n.field)
+	}
+	want := "spec.rules[0].from[0].source.notPrincipals[1] spec.rules[0].when[0].values[0]"
+	if got := strings.Join(fields, " "); got != want || set.http[0].invalid != "" {
+		t.Fatalf("notes on %q (invalid %q), want %q", got, set.http[0].invalid, want)
+	}
+	if m := spiffeMatch("cluster.local/ns/*/sa/x"); m.kind != matchExact || m.match("spiffe://cluster.local/ns/a/sa/x") {
+		t.Fatalf("an inner * is not literal: %+v", m)
+	}
+}
