@@ -74,7 +74,10 @@ func hasHeader(headers map[string]string, name, value string) bool {
 // compareDecisions returns a skip reason, or a disagreement ("" when they agree).
 func compareDecisions(envoy string, cr authz.CheckResult, headers map[string]string) (skip, disagree string) {
 	got := checkDecision(cr, headers)
-	if envoy == decideProvider && got == decideProvider {
+	// A provider check names (cr.Custom) decides on its own configuration, which check
+	// cannot see (e.g. a provider that is not sent the allow header): its denial is the
+	// provider's answer, not RBAC's.
+	if envoy == decideProvider && (got == decideProvider || len(cr.Custom) > 0) {
 		return "the CUSTOM provider denied (ext_authz 403), not RBAC", ""
 	}
 	if envoy != got {
@@ -151,6 +154,7 @@ func TestReplayVerdictRules(t *testing.T) {
 		{"jwt audience 403", harness.Result{Status: 403, Body: "Audiences in Jwt are not allowed"}, allow, nil, true, true},
 		{"provider denies", harness.Result{Status: 403, Body: "denied by ext_authz\n"}, custom, nil, true, true},
 		{"provider allows", harness.Result{Status: 200}, custom, ok, false, true},
+		{"provider denies despite the allow header (it is not sent the header)", harness.Result{Status: 403, Body: "denied by ext_authz\n"}, custom, ok, true, true},
 		{"allowed without the provider's header", harness.Result{Status: 200}, custom, nil, false, false},
 		{"ext_authz 403 without CUSTOM", harness.Result{Status: 403, Body: "denied by ext_authz\n"}, allow, nil, false, false},
 	} {
