@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -92,9 +93,18 @@ func TestProblemsLoggedOnceCountedAndShown(t *testing.T) {
 	}
 
 	// More pushes of the same input log nothing again.
+	// Each Refresh is waited for: the push loop logs "configuration evaluated" once per
+	// evaluation of the connected proxy.
 	for i := 0; i < 3; i++ {
+		before := strings.Count(logs.String(), "configuration evaluated")
 		ts.srv.Refresh()
-		time.Sleep(50 * time.Millisecond)
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(logs.String(), "configuration evaluated") == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("refresh %d was not evaluated within 10s", i)
+			}
+			runtime.Gosched()
+		}
 	}
 	for _, needle := range []string{"10.0.0.0/33", "STRICTT"} {
 		if n := strings.Count(logs.String(), needle); n != 1 {
