@@ -42,6 +42,15 @@ func newDynamic(objs ...runtime.Object) *dynamicfake.FakeDynamicClient {
 	return dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), lists, objs...)
 }
 
+func gvrOf(kind string) schema.GroupVersionResource {
+	for _, r := range IstioResources {
+		if r.Kind == kind {
+			return r.GVR
+		}
+	}
+	panic("unknown kind " + kind)
+}
+
 func receive(t *testing.T, ctx context.Context, out <-chan *watch.Input, errc <-chan error) *watch.Input {
 	t.Helper()
 	select {
@@ -68,9 +77,15 @@ func TestSourceBuildsInputAndRecordsEvents(t *testing.T) {
 		// "action" DENY is fine, "rulez" is not a field: rejected like a YAML file would be.
 		istioObj("AuthorizationPolicy", "demo", "bad", map[string]any{"action": "DENY", "rulez": []any{}}),
 	)
-	created := make(chan *corev1.Event, 10)
+	// Every Event written (a repeat of an identical Event is a patch that raises its count).
+	created := make(chan *corev1.Event, 20)
 	client.PrependReactor("create", "events", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		created <- a.(k8stesting.CreateAction).GetObject().(*corev1.Event).DeepCopy()
+		return false, nil, nil
+	})
+	client.PrependReactor("patch", "events", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		p := a.(k8stesting.PatchAction)
+		created <- &corev1.Event{ObjectMeta: metav1.ObjectMeta{Name: p.GetName()}, Reason: "patch", Message: string(p.GetPatch())}
 		return false, nil, nil
 	})
 	src := New(client, dyn, nil, WithDebounce(10*time.Millisecond, time.Second))
@@ -103,26 +118,53 @@ func TestSourceBuildsInputAndRecordsEvents(t *testing.T) {
 		t.Fatalf("after create: %d PeerAuthentications, version %s (was %s)", len(second.PeerAuthentications), second.Version, first.Version)
 	}
 
-	// The rejected object carries one Warning Event.
+	// A third change with a new bad object: its Event is recorded after every Event of
+	// the rebuilds before it (the recorder writes in order), so once it is seen, a repeat
+	// for demo/bad would have been seen too.
+	bad2 := istioObj("AuthorizationPolicy", "demo", "bad2", map[string]any{"action": "DENY", "rulez": []any{}})
+	if _, err := dyn.Resource(gvrOf("AuthorizationPolicy")).Namespace("demo").Create(ctx, bad2, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	receive(t, ctx, out, errc)
 	var events []corev1.Event
-	select {
-	case e := <-created:
-		events = append(events, *e)
-	case <-ctx.Done():
-		t.Fatal("no Event recorded")
+	for sawBad2 := false; !sawBad2; {
+		select {
+		case e := <-created:
+			events = append(events, *e)
+			sawBad2 = e.InvolvedObject.Name == "bad2"
+		case <-ctx.Done():
+			t.Fatalf("no Event for demo/bad2; events so far: %+v", events)
+		}
 	}
-	if len(events) != 1 {
-		t.Fatalf("events = %+v, want one", events)
+	count := map[string]int{}
+	for _, e := range events {
+		if e.Reason == "patch" {
+			t.Fatalf("an Event was repeated (patched): %s %s", e.Name, e.Message)
+		}
+		if e.Type != corev1.EventTypeWarning {
+			t.Fatalf("event type %q, want Warning: %+v", e.Type, e)
+		}
+		count[e.InvolvedObject.Kind+" "+e.InvolvedObject.Name+" "+e.Reason]++
 	}
-	e := events[0]
-	if e.InvolvedObject.Kind != "AuthorizationPolicy" || e.InvolvedObject.Name != "bad" || e.InvolvedObject.UID != types.UID("demo-bad") ||
-		e.Type != corev1.EventTypeWarning || e.Reason != ReasonInvalidConfig {
-		t.Fatalf("event = %+v", e)
+	want := map[string]int{
+		"AuthorizationPolicy bad " + ReasonInvalidConfig:   1, // once, though three rebuilds saw it
+		"PeerAuthentication strict " + ReasonConfigWarning: 1, // shadowed by demo/permissive since the second change
+		"AuthorizationPolicy bad2 " + ReasonInvalidConfig:  1,
 	}
-	select {
-	case e := <-created: // the rebuild after the create above must not repeat it
-		t.Fatalf("second Event for the same object version: %+v", e)
-	default:
+	for k, n := range want {
+		if count[k] != n {
+			t.Errorf("%d Events %q, want %d (all: %v)", count[k], k, n, count)
+		}
+	}
+	for k := range count {
+		if _, ok := want[k]; !ok {
+			t.Errorf("unexpected Event %q (all: %v)", k, count)
+		}
+	}
+	for _, e := range events {
+		if e.InvolvedObject.Name == "bad" && e.InvolvedObject.UID != types.UID("demo-bad") {
+			t.Fatalf("event for demo/bad names UID %q", e.InvolvedObject.UID)
+		}
 	}
 	if got := src.Diagnostics(); len(got) == 0 {
 		t.Fatal("Diagnostics() is empty")
