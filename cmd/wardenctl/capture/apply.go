@@ -36,6 +36,11 @@ func (c Config) Validate() error {
 			errs = append(errs, fmt.Errorf("excluded cidr %q: only IPv4 prefixes are captured", p))
 		}
 	}
+	for _, p := range c.IncludeOutboundCIDRs {
+		if !p.IsValid() || !p.Addr().Is4() {
+			errs = append(errs, fmt.Errorf("included cidr %q: only IPv4 prefixes are captured", p))
+		}
+	}
 	return errors.Join(errs...)
 }
 

@@ -16,6 +16,7 @@ type flags struct {
 	inboundPorts              string
 	excludeIn, excludeOut     []string
 	excludeCIDRs              []string
+	includeCIDRs              string
 }
 
 // NewCommand returns the `capture` command with its `print`, `apply` and `remove`
@@ -36,6 +37,7 @@ func NewCommand() *cobra.Command {
 	pf.StringSliceVar(&f.excludeIn, "exclude-inbound-ports", portStrings(d.ExcludeInboundPorts), "inbound ports never captured")
 	pf.StringSliceVar(&f.excludeOut, "exclude-outbound-ports", portStrings(d.ExcludeOutboundPorts), "outbound ports never captured")
 	pf.StringSliceVar(&f.excludeCIDRs, "exclude-outbound-cidrs", nil, "outbound destinations (IPv4 CIDRs) never captured")
+	pf.StringVar(&f.includeCIDRs, "include-outbound-cidrs", "*", `outbound destinations captured after the exclusions: "*", a comma-separated list of IPv4 CIDRs, or "" for none`)
 
 	cmd.AddCommand(&cobra.Command{
 		Use:   "print",
@@ -102,6 +104,19 @@ func (f *flags) config() (Config, error) {
 			return Config{}, fmt.Errorf("--exclude-outbound-cidrs: %w", err)
 		}
 		c.ExcludeOutboundCIDRs = append(c.ExcludeOutboundCIDRs, p)
+	}
+	if inc := strings.TrimSpace(f.includeCIDRs); inc != "*" {
+		c.IncludeOutboundCIDRs = []netip.Prefix{}
+		for _, s := range strings.Split(inc, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			p, err := netip.ParsePrefix(s)
+			if err != nil {
+				return Config{}, fmt.Errorf("--include-outbound-cidrs: %w", err)
+			}
+			c.IncludeOutboundCIDRs = append(c.IncludeOutboundCIDRs, p)
+		}
 	}
 	if err := c.Validate(); err != nil {
 		return Config{}, err

@@ -28,6 +28,28 @@ func TestPrintCommand(t *testing.T) {
 	}
 }
 
+// The include list as the injector passes Istio's traffic.sidecar.istio.io/includeOutboundIPRanges.
+func TestPrintCommandIncludeOutbound(t *testing.T) {
+	for arg, want := range map[string][]netip.Prefix{
+		"*":                        nil,
+		"":                         {},
+		"10.0.0.0/8, 192.0.2.0/24": {netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.0/24")},
+	} {
+		var out bytes.Buffer
+		cmd := NewCommand()
+		cmd.SetOut(&out)
+		cmd.SetArgs([]string{"print", "--include-outbound-cidrs=" + arg})
+		if err := cmd.Execute(); err != nil {
+			t.Fatalf("%q: %v", arg, err)
+		}
+		c := DefaultConfig()
+		c.IncludeOutboundCIDRs = want
+		if diff := cmp.Diff(Rules(c), out.String()); diff != "" {
+			t.Errorf("%q (-want +got):\n%s", arg, diff)
+		}
+	}
+}
+
 func TestPrintCommandRejectsBadFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"print", "--inbound-ports", "http"},
@@ -35,6 +57,7 @@ func TestPrintCommandRejectsBadFlags(t *testing.T) {
 		{"print", "--exclude-outbound-cidrs", "10.0.0.1"},
 		{"print", "--exclude-inbound-ports", "0"},
 		{"print", "--proxy-uid", "0"},
+		{"print", "--include-outbound-cidrs", "10.0.0.0/8,nope"},
 	} {
 		cmd := NewCommand()
 		cmd.SetOut(&bytes.Buffer{})

@@ -42,6 +42,10 @@ type Config struct {
 	ExcludeOutboundPorts []uint32
 	// ExcludeOutboundCIDRs are destinations never captured outbound.
 	ExcludeOutboundCIDRs []netip.Prefix
+	// IncludeOutboundCIDRs limits outbound capture to these destinations (after the
+	// exclusions). nil captures every destination ("*" on the command line); an empty
+	// non-nil list captures none (Istio's includeOutboundIPRanges "").
+	IncludeOutboundCIDRs []netip.Prefix
 }
 
 // DefaultConfig returns the configuration Warden ships: Istio's ports and proxy uid.

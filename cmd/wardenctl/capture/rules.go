@@ -2,6 +2,7 @@ package capture
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 )
@@ -51,10 +52,18 @@ func Rules(c Config) string {
 	for _, p := range sortedPorts(c.ExcludeOutboundPorts) {
 		line("-A %s -p tcp -m tcp --dport %d -j RETURN", ChainOutput, p)
 	}
-	for _, cidr := range sortedCIDRs(c) {
+	for _, cidr := range sortedCIDRs(c.ExcludeOutboundCIDRs) {
 		line("-A %s -d %s -j RETURN", ChainOutput, cidr)
 	}
-	line("-A %s -j %s", ChainOutput, ChainRedirect)
+	// Inclusions, as istio-iptables' handleOutboundIncludeRules: "*" (nil) redirects
+	// everything left, a list only its destinations, an empty list nothing.
+	if c.IncludeOutboundCIDRs == nil {
+		line("-A %s -j %s", ChainOutput, ChainRedirect)
+	} else {
+		for _, cidr := range sortedCIDRs(c.IncludeOutboundCIDRs) {
+			line("-A %s -d %s -j %s", ChainOutput, cidr, ChainRedirect)
+		}
+	}
 	line("-A %s -p tcp -j REDIRECT --to-ports %d", ChainRedirect, c.OutboundPort)
 
 	line("-A PREROUTING -p tcp -j %s", ChainInbound)
@@ -80,9 +89,9 @@ func sortedPorts(ports []uint32) []uint32 {
 	return slices.Compact(out)
 }
 
-func sortedCIDRs(c Config) []string {
-	out := make([]string, 0, len(c.ExcludeOutboundCIDRs))
-	for _, p := range c.ExcludeOutboundCIDRs {
+func sortedCIDRs(cidrs []netip.Prefix) []string {
+	out := make([]string, 0, len(cidrs))
+	for _, p := range cidrs {
 		out = append(out, p.Masked().String())
 	}
 	slices.Sort(out)

@@ -17,9 +17,18 @@ func TestRulesGolden(t *testing.T) {
 		netip.MustParsePrefix("10.96.0.5/12"),
 		netip.MustParsePrefix("169.254.169.254/32"),
 	}
+	// includeOutboundIPRanges: istio-iptables handleOutboundIncludeRules redirects only
+	// the listed destinations (tools/istio-iptables/pkg/capture/run.go), "" none.
+	include := DefaultConfig()
+	include.ExcludeOutboundCIDRs = []netip.Prefix{netip.MustParsePrefix("10.1.2.3/32")}
+	include.IncludeOutboundCIDRs = []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("172.16.0.0/12")}
+	none := DefaultConfig()
+	none.IncludeOutboundCIDRs = []netip.Prefix{}
 	cases := map[string]Config{
-		"default":        DefaultConfig(),
-		"ports-and-cidr": custom,
+		"default":          DefaultConfig(),
+		"ports-and-cidr":   custom,
+		"include-outbound": include,
+		"include-none":     none,
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
@@ -44,6 +53,7 @@ func TestValidate(t *testing.T) {
 		func(c *Config) { c.ProxyGID = -1 },
 		func(c *Config) { c.ExcludeInboundPorts = []uint32{0} },
 		func(c *Config) { c.ExcludeOutboundCIDRs = []netip.Prefix{netip.MustParsePrefix("fd00::/8")} },
+		func(c *Config) { c.IncludeOutboundCIDRs = []netip.Prefix{netip.MustParsePrefix("fd00::/8")} },
 	}
 	for i, mutate := range bad {
 		c := DefaultConfig()
