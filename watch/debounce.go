@@ -38,7 +38,8 @@ var ErrChangesClosed = errors.New("watch: change notifications ended")
 // source: every value on changes starts or extends a burst, and reload runs once the
 // burst is due (Debouncer: holdOff after the last change, at most maxWait after the
 // first). It returns nil when ctx ends or reload returns false, and ErrChangesClosed
-// when changes is closed.
+// when changes is closed while ctx is still live (a producer that closes changes because
+// ctx ended is a clean stop, whichever of the two the loop sees first).
 func DebounceLoop(ctx context.Context, holdOff, maxWait time.Duration, changes <-chan struct{}, reload func() bool) error {
 	deb := Debouncer{HoldOff: holdOff, MaxWait: maxWait}
 	timer := time.NewTimer(time.Hour)
@@ -50,6 +51,9 @@ func DebounceLoop(ctx context.Context, holdOff, maxWait time.Duration, changes <
 			return nil
 		case _, ok := <-changes:
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the producer closed changes because ctx ended: not a failure
+				}
 				return ErrChangesClosed
 			}
 			timer.Reset(time.Until(deb.Event(time.Now())))

@@ -56,3 +56,23 @@ func TestDebounceLoopReloadsOncePerBurst(t *testing.T) {
 		t.Errorf("loop ended with %v, want ErrChangesClosed", err)
 	}
 }
+
+// TestDebounceLoopStopsCleanlyWhenTheProducerClosesOnCancel: the file watcher's forwarder
+// closes changes when ctx ends, so the loop may see the closed channel before ctx.Done.
+// That is a clean stop, not ErrChangesClosed (a CI run once failed on exactly this).
+func TestDebounceLoopStopsCleanlyWhenTheProducerClosesOnCancel(t *testing.T) {
+	for i := 0; i < 200; i++ {
+		ctx, cancel := context.WithCancel(context.Background())
+		changes := make(chan struct{})
+		cancel()
+		close(changes) // both ready: select picks either
+		if err := DebounceLoop(ctx, time.Millisecond, time.Second, changes, func() bool { return true }); err != nil {
+			t.Fatalf("run %d: DebounceLoop = %v after ctx ended, want nil", i, err)
+		}
+	}
+	changes := make(chan struct{})
+	close(changes)
+	if err := DebounceLoop(context.Background(), time.Millisecond, time.Second, changes, func() bool { return true }); !errors.Is(err, ErrChangesClosed) {
+		t.Fatalf("DebounceLoop with a live ctx and closed changes = %v, want ErrChangesClosed", err)
+	}
+}
