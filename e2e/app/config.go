@@ -18,6 +18,11 @@ type appConfig struct {
 	// ExtAuthzGrpc turns every HTTP port into a gRPC ext_authz server
 	// (envoy.service.auth.v3.Authorization over cleartext HTTP/2).
 	ExtAuthzGrpc bool `json:"extAuthzGrpc,omitempty"`
+	// ExtAuthzAllowServiceAccount also allows a gRPC check whose source principal is
+	// this service account (`.../sa/<name>`), with or without HTTP attributes: the
+	// decision Istio's sample server makes with -allow_service_account, and the only
+	// way a TCP connection is allowed.
+	ExtAuthzAllowServiceAccount string `json:"extAuthzAllowServiceAccount,omitempty"`
 }
 
 // loadConfig reads a JSON app configuration; an empty path means the default behaviour.

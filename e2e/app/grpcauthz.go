@@ -17,16 +17,20 @@ import (
 // HTTP ext_authz server: an HTTP check request carrying `x-ext-authz: allow` is
 // allowed, and the request then reaches the app with `x-ext-authz-check-result:
 // allowed`; any other is denied with 403, `x-ext-authz-check-result: denied` and body
-// "denied by ext_authz (grpc)". A check without HTTP attributes (a TCP connection) is
-// denied. This is how Istio's sample ext-authz server answers gRPC checks
-// (samples/extauthz).
+// "denied by ext_authz (grpc)". A check whose source principal is the service account
+// allowSA (`<td>/ns/<ns>/sa/<allowSA>`) is allowed too; so a check without HTTP
+// attributes (a TCP connection) is allowed only from that service account. This is how
+// Istio's sample ext-authz server answers gRPC checks (samples/extauthz,
+// -allow_service_account).
 type grpcAuthz struct {
 	authv3.UnimplementedAuthorizationServer
+	allowSA string
 }
 
-func (grpcAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+func (g grpcAuthz) Check(_ context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	if h != nil && h.GetHeaders()[extAuthzHeader] == "allow" {
+	bySA := g.allowSA != "" && strings.HasSuffix(req.GetAttributes().GetSource().GetPrincipal(), "/sa/"+g.allowSA)
+	if bySA || h != nil && h.GetHeaders()[extAuthzHeader] == "allow" {
 		return &authv3.CheckResponse{
 			Status: &status.Status{Code: int32(codes.OK)},
 			HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{
@@ -51,9 +55,9 @@ func checkResult(v string) *corev3.HeaderValueOption {
 // grpcAuthzHandler serves the Authorization service to gRPC calls (HTTP/2 with a
 // gRPC content type, in cleartext) and hands every other request, such as the
 // runner's readiness probe, to next.
-func grpcAuthzHandler(next http.Handler) http.Handler {
+func grpcAuthzHandler(allowSA string, next http.Handler) http.Handler {
 	s := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(s, grpcAuthz{})
+	authv3.RegisterAuthorizationServer(s, grpcAuthz{allowSA: allowSA})
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			s.ServeHTTP(w, r)

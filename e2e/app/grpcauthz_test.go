@@ -25,7 +25,7 @@ func TestGRPCExtAuthz(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
-		done <- serve(ctx, slog.New(slog.DiscardHandler), appConfig{ExtAuthzGrpc: true}, []net.Listener{ln}, nil)
+		done <- serve(ctx, slog.New(slog.DiscardHandler), appConfig{ExtAuthzGrpc: true, ExtAuthzAllowServiceAccount: "sleep"}, []net.Listener{ln}, nil)
 	}()
 	defer func() { cancel(); <-done }()
 
@@ -35,6 +35,20 @@ func TestGRPCExtAuthz(t *testing.T) {
 	}
 	defer conn.Close()
 	c := authv3.NewAuthorizationClient(conn)
+	send := func(attrs *authv3.AttributeContext) *authv3.CheckResponse {
+		t.Helper()
+		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
+		defer ccancel()
+		resp, err := c.Check(cctx, &authv3.CheckRequest{Attributes: attrs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	tcpFrom := func(principal string) *authv3.CheckResponse {
+		t.Helper()
+		return send(&authv3.AttributeContext{Source: &authv3.AttributeContext_Peer{Principal: principal}})
+	}
 	check := func(headers map[string]string) *authv3.CheckResponse {
 		t.Helper()
 		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
@@ -58,6 +72,16 @@ func TestGRPCExtAuthz(t *testing.T) {
 	}
 	if tcp := check(nil); tcp.GetStatus().GetCode() != int32(codes.PermissionDenied) {
 		t.Errorf("no headers: %v", tcp)
+	}
+	// TCP checks carry no HTTP attributes: only the allowed service account passes,
+	// and only as the last path segment (not a namespace or a longer name).
+	if got := tcpFrom("spiffe://cluster.local/ns/foo/sa/sleep"); got.GetStatus().GetCode() != int32(codes.OK) {
+		t.Errorf("tcp from sa sleep: %v", got)
+	}
+	for _, p := range []string{"spiffe://cluster.local/ns/foo/sa/other", "spiffe://cluster.local/ns/sleep/sa/x", "spiffe://cluster.local/ns/foo/sa/nosleep", ""} {
+		if got := tcpFrom(p); got.GetStatus().GetCode() != int32(codes.PermissionDenied) {
+			t.Errorf("tcp from %q: %v, want denied", p, got)
+		}
 	}
 	resp, err := http.Get("http://" + ln.Addr().String() + "/healthz")
 	if err != nil {

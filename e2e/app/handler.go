@@ -29,7 +29,7 @@ func newHandler(c appConfig, client *http.Client) http.Handler {
 	}
 	if c.ExtAuthzGrpc {
 		// Any other request (the readiness probe) gets the HTTP server's decision.
-		return grpcAuthzHandler(http.HandlerFunc(extAuthz))
+		return grpcAuthzHandler(c.ExtAuthzAllowServiceAccount, http.HandlerFunc(extAuthz))
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if body, ok := c.Static[r.URL.Path]; ok {

@@ -44,6 +44,10 @@ type App struct {
 	// ExtAuthzGrpc (format 1.1) makes the app a gRPC ext_authz server
 	// (envoy.service.auth.v3.Authorization) with the same decision.
 	ExtAuthzGrpc bool `json:"extAuthzGrpc,omitempty"`
+	// ExtAuthzAllowServiceAccount (format 1.1, with extAuthzGrpc) also allows checks
+	// whose source principal ends in /sa/<name>: TCP connections from that service
+	// account (as Istio's sample server's -allow_service_account).
+	ExtAuthzAllowServiceAccount string `json:"extAuthzAllowServiceAccount,omitempty"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.

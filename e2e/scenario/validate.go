@@ -90,6 +90,14 @@ func validateApp(p *problems, path, key string, app App) {
 	case app.ExtAuthzGrpc && (len(app.Forward) > 0 || len(app.Static) > 0):
 		p.add(child(path, "extAuthzGrpc"), "an ext_authz server answers every path; remove forward and static")
 	}
+	if sa := app.ExtAuthzAllowServiceAccount; sa != "" {
+		switch {
+		case !app.ExtAuthzGrpc:
+			p.add(child(path, "extAuthzAllowServiceAccount"), "needs extAuthzGrpc: true (only the gRPC server checks TCP connections)")
+		case strings.ContainsAny(sa, "/ "):
+			p.add(child(path, "extAuthzAllowServiceAccount"), "want a service account name, without / or spaces")
+		}
+	}
 	for _, route := range sortedKeys(app.Forward) {
 		field := child(child(path, "forward"), route)
 		if !strings.HasPrefix(route, "/") {

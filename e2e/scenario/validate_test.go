@@ -166,6 +166,10 @@ func TestLoadRejects(t *testing.T) {
 			[]string{`apps["a/b"].forward.api: path must start with /`, "want an http:// or https:// URL"}},
 		{"extAuthz with static", "name: x\napps:\n  a/b: {extAuthz: true, static: {/x: z}}\n" + validSteps,
 			[]string{`apps["a/b"].extAuthz: an ext_authz server answers every path`}},
+		{"allowed service account without the gRPC server", "name: x\napps:\n  a/b: {extAuthz: true, extAuthzAllowServiceAccount: sleep}\n" + validSteps,
+			[]string{`apps["a/b"].extAuthzAllowServiceAccount: needs extAuthzGrpc: true`}},
+		{"allowed service account with a path", "name: x\napps:\n  a/b: {extAuthzGrpc: true, extAuthzAllowServiceAccount: ns/foo/sa/sleep}\n" + validSteps,
+			[]string{`apps["a/b"].extAuthzAllowServiceAccount: want a service account name`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
