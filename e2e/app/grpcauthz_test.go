@@ -51,15 +51,9 @@ func TestGRPCExtAuthz(t *testing.T) {
 	}
 	check := func(headers map[string]string) *authv3.CheckResponse {
 		t.Helper()
-		cctx, ccancel := context.WithTimeout(ctx, 5*time.Second)
-		defer ccancel()
-		resp, err := c.Check(cctx, &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		return send(&authv3.AttributeContext{
 			Request: &authv3.AttributeContext_Request{Http: &authv3.AttributeContext_HttpRequest{Headers: headers, Path: "/x"}},
-		}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp
+		})
 	}
 	ok := check(map[string]string{"x-ext-authz": "allow"})
 	if ok.GetStatus().GetCode() != int32(codes.OK) || ok.GetOkResponse().GetHeaders()[0].GetHeader().GetValue() != "allowed" {
