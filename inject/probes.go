@@ -25,36 +25,49 @@ func ProbePaths(container string) (livez, readyz, startupz string) {
 	return base + "/livez", base + "/readyz", base + "/startupz"
 }
 
-// ParseAppProbers decodes AnnotationAppProbers.
+// ParseAppProbers decodes AnnotationAppProbers; one invalid entry fails the whole
+// value (wardend, which must serve the valid entries, checks each with Validate).
 func ParseAppProbers(v string) (map[string]Prober, error) {
 	out := map[string]Prober{}
 	if err := json.Unmarshal([]byte(v), &out); err != nil {
 		return nil, err
 	}
 	for path, p := range out {
-		n := 0
-		for _, set := range []bool{p.HTTPGet != nil, p.TCPSocket != nil, p.GRPC != nil} {
-			if set {
-				n++
-			}
-		}
-		if n != 1 {
-			return nil, fmt.Errorf("%s: want exactly one of httpGet, tcpSocket, grpc", path)
-		}
-		port := 0
-		switch {
-		case p.HTTPGet != nil:
-			port = p.HTTPGet.Port.IntValue()
-		case p.TCPSocket != nil:
-			port = p.TCPSocket.Port.IntValue()
-		default:
-			port = int(p.GRPC.Port)
-		}
-		if port <= 0 || port > 65535 {
-			return nil, fmt.Errorf("%s: port out of range", path)
+		if err := p.Validate(); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
 	}
 	return out, nil
+}
+
+// Validate checks that p has exactly one action and a port in range.
+func (p Prober) Validate() error {
+	n := 0
+	for _, set := range []bool{p.HTTPGet != nil, p.TCPSocket != nil, p.GRPC != nil} {
+		if set {
+			n++
+		}
+	}
+	if n != 1 {
+		return fmt.Errorf("want exactly one of httpGet, tcpSocket, grpc")
+	}
+	if port := p.Port(); port <= 0 || port > 65535 {
+		return fmt.Errorf("port is not a number in 1-65535 (named ports are resolved by the injector)")
+	}
+	return nil
+}
+
+// Port is the application port p probes (0 when it has no action or a named port).
+func (p Prober) Port() int {
+	switch {
+	case p.HTTPGet != nil:
+		return p.HTTPGet.Port.IntValue()
+	case p.TCPSocket != nil:
+		return p.TCPSocket.Port.IntValue()
+	case p.GRPC != nil:
+		return int(p.GRPC.Port)
+	}
+	return 0
 }
 
 // rewriteAppProbes points the httpGet, tcpSocket and grpc probes of the app containers

@@ -34,6 +34,13 @@ func (x *Index) Translate(p Proxy) *Output {
 	for _, c := range b.extAuthzClusters() {
 		clusters = append(clusters, c)
 	}
+	// The kubelet's probes (probes.go): only from the Pod object, never the proxy's metadata.
+	if l, cs := b.appProbeResources(w); l != nil {
+		listeners = append(listeners, l)
+		for _, c := range cs {
+			clusters = append(clusters, c)
+		}
+	}
 	diags := b.diags
 	if b.err != nil {
 		diags = append(diags, translationError("inbound for "+p.Namespace+"/"+p.Pod, b.err))

@@ -112,8 +112,12 @@ func collectRefs(t *testing.T, r types.Resource, refs map[string][]string) {
 		switch v := v.(type) {
 		case map[string]any:
 			for k, c := range v {
+				if parent == "clusterMinHealthyPercentages" {
+					refs["cluster"] = append(refs["cluster"], k) // the health_check filter's clusters
+				}
 				if s, ok := c.(string); ok {
 					switch {
+					case k == "serviceName" && parent == "grpcHealthCheck": // a gRPC service, not EDS
 					case k == "cluster", k == "routeConfigName", k == "serviceName":
 						refs[k] = append(refs[k], s)
 					case k == "name" && (parent == "tlsCertificateSdsSecretConfigs" || parent == "validationContextSdsSecretConfig"):
