@@ -127,8 +127,8 @@ func TestAppProbesUnderStrict(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &echo); err != nil {
 		fail("readyz body is not the echo app's: %q: %v", body, err)
 	}
-	if echo.Path != "/ready-check" || echo.Host != "probe.example" || echo.Headers["x-probe"] != "kubelet" {
-		fail("readyz reached the app as path %q host %q x-probe %q; want /ready-check, probe.example, kubelet (%s)",
+	if echo.Path != "/ready-check" || echo.Host != "probe.example:8080" || echo.Headers["x-probe"] != "kubelet" {
+		fail("readyz reached the app as path %q host %q x-probe %q; want /ready-check, probe.example:8080, kubelet (%s)",
 			echo.Path, echo.Host, echo.Headers["x-probe"], body)
 	}
 

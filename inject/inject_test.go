@@ -244,3 +244,24 @@ func TestAppProbersRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestProbeHostNotKept: a probe with httpGet.host is rewritten to the pod's own status
+// port (no host), and the host stays in the annotation for the sidecar's Host header.
+func TestProbeHostNotKept(t *testing.T) {
+	res, err := Pod(DefaultConfig(), "shop", enabled, appPod(func(p *corev1.Pod) {
+		p.Spec.Containers[0].LivenessProbe.HTTPGet.Host = "probe.example"
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := res.Pod.Spec.Containers[0].LivenessProbe.HTTPGet; h.Host != "" || h.Port.IntValue() != 15020 {
+		t.Errorf("rewritten probe goes to %q:%s; want the pod's own 15020", h.Host, h.Port.String())
+	}
+	got, err := ParseAppProbers(res.Pod.Annotations[AnnotationAppProbers])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := got["/app-health/web/livez"].HTTPGet; h == nil || h.Host != "probe.example" {
+		t.Errorf("annotation lost httpGet.host: %+v", h)
+	}
+}

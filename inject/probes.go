@@ -156,13 +156,17 @@ func prober(p corev1.Probe, ports map[string]int32) (Prober, bool, string) {
 }
 
 // rewritten is Istio's convertAppProber: an httpGet to the status port and path, scheme
-// HTTP (the proxy speaks HTTPS to the app when the original did), everything else kept.
+// HTTP (the proxy speaks HTTPS to the app when the original did), no host (the pod IP),
+// everything else kept.
 func rewritten(p corev1.Probe, path string, statusPort int32) *corev1.Probe {
 	q := p.DeepCopy()
 	if q.HTTPGet == nil {
 		q.HTTPGet = &corev1.HTTPGetAction{}
 	}
 	q.HTTPGet.Path, q.HTTPGet.Port, q.HTTPGet.Scheme = path, intstr.FromInt32(statusPort), corev1.URISchemeHTTP
+	// The kubelet must reach this pod's status port; the original host is kept in the
+	// prober, and the sidecar sends it to the app as the Host header.
+	q.HTTPGet.Host = ""
 	q.TCPSocket = nil
 	q.GRPC = nil
 	return q

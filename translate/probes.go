@@ -3,6 +3,8 @@ package translate
 import (
 	"encoding/json"
 	"fmt"
+	"net"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strconv"
@@ -34,10 +36,12 @@ import (
 // and the sidecar answers them from the original probe stored in the Pod's
 // inject.AnnotationAppProbers:
 //
-//   - httpGet: the request goes to 127.0.0.1:<port> with the original path, Host
-//     (httpGet.host, or a Host entry of httpHeaders) and httpHeaders, over TLS without
-//     verification for scheme HTTPS (as the kubelet does), with timeoutSeconds as the
-//     route timeout. The app's status and body come back as they are.
+//   - httpGet: a GET goes to 127.0.0.1:<port> with the original path, the Host the
+//     kubelet would have sent (a Host entry of httpHeaders, else <httpGet.host or the
+//     pod IP>:<port>) and httpHeaders, over TLS without verification for scheme HTTPS
+//     (as the kubelet does), with timeoutSeconds as the route timeout. The app's status
+//     and body come back as they are. httpGet.host names only the Host: the request
+//     always goes to the pod's own loopback, never to another host.
 //   - tcpSocket and grpc: Envoy actively health-checks 127.0.0.1:<port> (a TCP connect,
 //     or grpc.health.v1.Health/Check for grpc.service) every probeCheckInterval, and the
 //     health_check filter answers the probe path 200 while the last check passed, 503
@@ -71,6 +75,8 @@ var (
 	probePathRE = regexp.MustCompile(`^/app-health/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)/(livez|readyz|startupz)$`)
 	// headerNameRE is an HTTP token (RFC 9110 field-name).
 	headerNameRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+	// hostnameRE is a DNS name.
+	hostnameRE = regexp.MustCompile(`^[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?$`)
 	// hostRE is a host, optionally with a port: a DNS name, an IPv4 or a bracketed IPv6.
 	hostRE = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)
 	// grpcServiceRE is a gRPC service name (a dotted proto name).
@@ -140,7 +146,7 @@ func checkProbe(path string, p inject.Prober) error {
 		if !printable(h.Path) || strings.ContainsAny(h.Path, " #") {
 			return fmt.Errorf("httpGet.path %q is not a request path", h.Path)
 		}
-		if h.Host != "" && !hostRE.MatchString(h.Host) {
+		if _, err := netip.ParseAddr(h.Host); h.Host != "" && err != nil && !hostnameRE.MatchString(h.Host) {
 			return fmt.Errorf("httpGet.host %q is not a host name", h.Host)
 		}
 		for i, hd := range h.HTTPHeaders {
@@ -204,7 +210,7 @@ func (b *builder) appProbeResources(w *watch.Workload) (*listener.Listener, []*c
 				}
 				clusters[name] = c
 			}
-			routes = append(routes, b.probeRoute(ap.path, name, p.HTTPGet, timeout))
+			routes = append(routes, b.probeRoute(ap.path, name, p.HTTPGet, w.IP, timeout))
 		default:
 			kind, service := "tcp", ""
 			if p.GRPC != nil {
@@ -276,7 +282,7 @@ func appHealthCluster(kind string, port uint32, service string) string {
 }
 
 // probeRoute forwards a GET of the probe path to the app as the original httpGet.
-func (b *builder) probeRoute(path, cluster string, h *corev1.HTTPGetAction, timeout time.Duration) *route.Route {
+func (b *builder) probeRoute(path, cluster string, h *corev1.HTTPGetAction, podIP string, timeout time.Duration) *route.Route {
 	target := h.Path
 	if !strings.HasPrefix(target, "/") {
 		target = "/" + target // as the kubelet's URL does
@@ -286,7 +292,15 @@ func (b *builder) probeRoute(path, cluster string, h *corev1.HTTPGetAction, time
 		PrefixRewrite:    target,
 		Timeout:          duration(timeout),
 	}
+	// The Host the kubelet would have sent the app: a Host entry of httpHeaders, else
+	// <httpGet.host, else the pod IP>:<port>.
 	host := h.Host
+	if host == "" {
+		host = podIP
+	}
+	if host != "" {
+		host = net.JoinHostPort(host, strconv.Itoa(h.Port.IntValue()))
+	}
 	r := &route.Route{
 		Name: path,
 		Match: &route.RouteMatch{
