@@ -17,7 +17,10 @@
 //     them (filters_authz.go) and resolves a `wardenctl check` request (check.go)
 //     before authz evaluates it;
 //   - listener_*.go, cluster*.go, route.go, endpoint.go, gateway*.go and outbound.go
-//     build the resources; index.go shares what every proxy of one Input can reuse.
+//     build the resources; index.go shares what every proxy of one Input can reuse;
+//     probes.go the application-probe listener 0.0.0.0_15020 from the Pod's
+//     warden.io/app-probers (httpGet forwarded to loopback; tcpSocket and grpc answered
+//     from Envoy's last active health check, not on demand as Istio's pilot-agent does).
 //
 // output.go holds the types of the result (Proxy, Output, Parts); view_mtls.go and
 // view_describe.go the read-only views behind `wardenctl status` and `describe`.
