@@ -17,8 +17,13 @@ import (
 
 // probeManifests is pod web.demo as the injector leaves it: its probes rewritten to
 // 15020, the originals in warden.io/app-probers (readyz: httpGet with a Host and a
-// header; startupz: an httpGet the app answers 500; livez: tcpSocket on the TCP port).
-func probeManifests(ip string) string {
+// header; startupz: an httpGet the app answers 500; livez: tcpSocket on the TCP port),
+// and pod rpc.demo whose gRPC app's health service answers its grpc probes (readyz and
+// livez SERVING, startupz NOT_SERVING).
+func probeManifests(ip, rpcIP string) string {
+	rpcProbers := `{"/app-health/rpc/readyz":{"grpc":{"port":9090,"service":"warden.e2e.Serving"}},` +
+		`"/app-health/rpc/livez":{"grpc":{"port":9090}},` +
+		`"/app-health/rpc/startupz":{"grpc":{"port":9090,"service":"warden.e2e.NotServing"}}}`
 	probers := `{"/app-health/app/readyz":{"httpGet":{"path":"/ready-check","port":8080,"host":"probe.example","httpHeaders":[{"name":"X-Probe","value":"kubelet"}]},"timeoutSeconds":2},` +
 		`"/app-health/app/startupz":{"httpGet":{"path":"/broken","port":8080}},` +
 		`"/app-health/app/livez":{"tcpSocket":{"port":9000}}}`
@@ -41,12 +46,27 @@ spec:
     image: echo
     ports: [{containerPort: 8080, name: http}, {containerPort: 9000, name: tcp}]
 ---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: rpc
+  namespace: demo
+  labels: {app: rpc}
+  annotations:
+    warden.io/pod-ip: "%s"
+    warden.io/app-probers: '%s'
+spec:
+  containers:
+  - name: rpc
+    image: grpc
+    ports: [{containerPort: 9090, name: grpc}]
+---
 apiVersion: security.istio.io/v1
 kind: PeerAuthentication
 metadata: {name: default, namespace: istio-system}
 spec:
   mtls: {mode: STRICT}
-`, ip, probers)
+`, ip, probers, rpcIP, rpcProbers)
 }
 
 // TestAppProbesUnderStrict: under mesh-wide STRICT mTLS, the kubelet's plaintext probes
@@ -73,24 +93,34 @@ func TestAppProbesUnderStrict(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.WriteConfig("00-web.yaml", probeManifests(web.IP())); err != nil {
+	rpc, err := m.CreatePod(ctx, "demo", "rpc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.WriteConfig("00-web.yaml", probeManifests(web.IP(), rpc.IP())); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.StartPod(ctx, web, harness.PodOptions{Labels: map[string]string{"app": "web"}, HTTPPorts: []uint32{8080}, TCPPorts: []uint32{9000},
 		AppConfig: map[string]any{"forward": map[string]string{"/broken": "http://127.0.0.1:1/"}}, Sidecar: true}); err != nil {
 		fail("%v", err)
 	}
-	if err := m.WaitAppReady(ctx, web); err != nil {
+	if err := m.StartPod(ctx, rpc, harness.PodOptions{Labels: map[string]string{"app": "rpc"}, HTTPPorts: []uint32{9090},
+		AppConfig: map[string]any{"extAuthzGrpc": true}, Sidecar: true}); err != nil {
 		fail("%v", err)
 	}
-	if _, err := m.WaitSynced(ctx, []string{"web.demo"}, 60*time.Second); err != nil {
+	for _, p := range []*harness.Pod{web, rpc} {
+		if err := m.WaitAppReady(ctx, p); err != nil {
+			fail("%v", err)
+		}
+	}
+	if _, err := m.WaitSynced(ctx, []string{"rpc.demo", "web.demo"}, 60*time.Second); err != nil {
 		fail("%v", err)
 	}
 
 	// The kubelet: a plain HTTP client in the host's network namespace.
 	kubelet := &http.Client{Timeout: 5 * time.Second}
-	probe := func(path string) (int, string, error) {
-		resp, err := kubelet.Get("http://" + web.IP() + ":15020" + path)
+	probeOf := func(p *harness.Pod, path string) (int, string, error) {
+		resp, err := kubelet.Get("http://" + p.IP() + ":15020" + path)
 		if err != nil {
 			return 0, "", err
 		}
@@ -98,22 +128,27 @@ func TestAppProbesUnderStrict(t *testing.T) {
 		b, err := io.ReadAll(resp.Body)
 		return resp.StatusCode, string(b), err
 	}
-	// waitProbe polls path until its status satisfies ok and returns the last body.
-	waitProbe := func(path, want string, ok func(int) bool) string {
+	probe := func(path string) (int, string, error) { return probeOf(web, path) }
+	// waitProbeOf polls p's path until its status satisfies ok and returns the last body.
+	waitProbeOf := func(p *harness.Pod, path, want string, ok func(int) bool) string {
 		t.Helper()
 		var status int
 		var body string
 		var perr error
 		if err := waitUntil(ctx, 30*time.Second, func() error {
-			status, body, perr = probe(path)
+			status, body, perr = probeOf(p, path)
 			if perr != nil || !ok(status) {
 				return fmt.Errorf("GET %s: %d %q %v", path, status, body, perr)
 			}
 			return nil
 		}); err != nil {
-			fail("%s: want %s: %v", path, want, err)
+			fail("%s %s: want %s: %v", p.ID(), path, want, err)
 		}
 		return body
+	}
+	waitProbe := func(path, want string, ok func(int) bool) string {
+		t.Helper()
+		return waitProbeOf(web, path, want, ok)
 	}
 
 	// readyz: the app's echo handler answered the original probe: its path, its Host,
@@ -161,4 +196,14 @@ func TestAppProbesUnderStrict(t *testing.T) {
 	if status, body, err := probe("/app-health/app/readyz"); err != nil || status == 200 {
 		fail("readyz after the app stopped: want a non-200 answer from the sidecar, got %d %q %v", status, body, err)
 	}
+
+	// grpc: the app's health service decides, per service name.
+	is200 := func(s int) bool { return s == 200 }
+	waitProbeOf(rpc, "/app-health/rpc/readyz", "200 (service SERVING)", is200)
+	waitProbeOf(rpc, "/app-health/rpc/livez", "200 (server SERVING)", is200)
+	waitProbeOf(rpc, "/app-health/rpc/startupz", "503 (service NOT_SERVING)", func(s int) bool { return s == 503 })
+	if err := rpc.App.Stop(); err != nil {
+		t.Logf("stop rpc app: %v", err)
+	}
+	waitProbeOf(rpc, "/app-health/rpc/readyz", "503 once the gRPC app stopped", func(s int) bool { return s == 503 })
 }

@@ -11,6 +11,16 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+)
+
+// The gRPC health service of the gRPC ext_authz app (for probes of kind grpc): the
+// server ("") and healthServing are SERVING, healthNotServing is NOT_SERVING, any other
+// service is unknown (NOT_FOUND).
+const (
+	healthServing    = "warden.e2e.Serving"
+	healthNotServing = "warden.e2e.NotServing"
 )
 
 // grpcAuthz is an envoy.service.auth.v3.Authorization server with the decision of the
@@ -52,12 +62,16 @@ func checkResult(v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{Header: &corev3.HeaderValue{Key: "x-ext-authz-check-result", Value: v}}
 }
 
-// grpcAuthzHandler serves the Authorization service to gRPC calls (HTTP/2 with a
+// grpcAuthzHandler serves the Authorization and Health services to gRPC calls (HTTP/2 with a
 // gRPC content type, in cleartext) and hands every other request, such as the
 // runner's readiness probe, to next.
 func grpcAuthzHandler(allowSA string, next http.Handler) http.Handler {
 	s := grpc.NewServer()
 	authv3.RegisterAuthorizationServer(s, grpcAuthz{allowSA: allowSA})
+	hs := health.NewServer()
+	hs.SetServingStatus(healthServing, healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(healthNotServing, healthpb.HealthCheckResponse_NOT_SERVING)
+	healthpb.RegisterHealthServer(s, hs)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.ProtoMajor == 2 && strings.HasPrefix(r.Header.Get("Content-Type"), "application/grpc") {
 			s.ServeHTTP(w, r)
