@@ -13,11 +13,13 @@ import (
 	"time"
 
 	"github.com/wardenmesh/warden/e2e/harness"
+	"github.com/wardenmesh/warden/xds"
 )
 
 // probeManifests is pod web.demo as the injector leaves it: its probes rewritten to
 // 15020, the originals in warden.io/app-probers (readyz: httpGet with a Host and a
-// header; startupz: an httpGet the app answers 500; livez: tcpSocket on the TCP port),
+// header; startupz: an httpGet the app answers 500; livez: tcpSocket on the TCP port;
+// and an entry for Envoy's admin port that must not be served),
 // and pod rpc.demo whose gRPC app's health service answers its grpc probes (readyz and
 // livez SERVING, startupz NOT_SERVING).
 func probeManifests(ip, rpcIP string) string {
@@ -26,7 +28,9 @@ func probeManifests(ip, rpcIP string) string {
 		`"/app-health/rpc/startupz":{"grpc":{"port":9090,"service":"warden.e2e.NotServing"}}}`
 	probers := `{"/app-health/app/readyz":{"httpGet":{"path":"/ready-check","port":8080,"host":"probe.example","httpHeaders":[{"name":"X-Probe","value":"kubelet"}]},"timeoutSeconds":2},` +
 		`"/app-health/app/startupz":{"httpGet":{"path":"/broken","port":8080}},` +
-		`"/app-health/app/livez":{"tcpSocket":{"port":9000}}}`
+		`"/app-health/app/livez":{"tcpSocket":{"port":9000}},` +
+		// A bad entry: Envoy's admin port. Reported and not served.
+		`"/app-health/admin/livez":{"httpGet":{"path":"/config_dump","port":15000}}}`
 	return fmt.Sprintf(`apiVersion: v1
 kind: Namespace
 metadata: {name: demo, labels: {istio-injection: enabled}}
@@ -178,6 +182,31 @@ func TestAppProbesUnderStrict(t *testing.T) {
 		if status, body, err := probe(path); err != nil || status != 404 {
 			fail("GET %s on 15020: want 404, got %d %q %v", path, status, body, err)
 		}
+	}
+
+	// The entry for Envoy's admin port is not served, and is reported on the Pod's annotation.
+	if status, body, err := probe("/app-health/admin/livez"); err != nil || status != 404 {
+		fail("the prober of Envoy's admin port: want 404, got %d %q %v", status, body, err)
+	}
+	if err := waitUntil(ctx, 30*time.Second, func() error {
+		res, err := http.Get("http://" + m.DebugAddr + "/debug/syncz")
+		if err != nil {
+			return err
+		}
+		defer res.Body.Close()
+		var r xds.SynczResponse
+		if err := json.NewDecoder(res.Body).Decode(&r); err != nil {
+			return err
+		}
+		for _, d := range r.Diagnostics {
+			if d.Kind == "Pod" && d.Namespace == "demo" && d.Name == "web" && d.Severity == "warning" &&
+				d.Field == "metadata.annotations[warden.io/app-probers]" && strings.Contains(d.Message, "/app-health/admin/livez") {
+				return nil
+			}
+		}
+		return fmt.Errorf("no warning on Pod demo/web's app-probers annotation: %+v", r.Diagnostics)
+	}); err != nil {
+		fail("%v", err)
 	}
 
 	// STRICT still holds on the app port: plaintext from the same host is refused.
