@@ -159,6 +159,7 @@ func Build(o Options) (v1.Image, error) {
 		Architecture: o.Arch,
 		OS:           "linux",
 		Created:      v1.Time{Time: o.Created},
+		RootFS:       v1.RootFS{Type: "layers"},
 		Config: v1.Config{
 			Entrypoint: []string{Entrypoint},
 			User:       fmt.Sprintf("%d:%d", NonrootUID, NonrootUID),
