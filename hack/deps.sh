@@ -9,7 +9,8 @@ export DEBIAN_FRONTEND=noninteractive
 
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
 VENV="${VENV:-.venv}"
-APT_PACKAGES=(iptables iproute2 etcd-server curl)
+# iptables and ca-certificates are also what `make image` copies into the wardend image.
+APT_PACKAGES=(iptables iproute2 etcd-server curl ca-certificates)
 start=$(date +%s)
 changed=0
 

@@ -207,10 +207,10 @@ func WriteArchive(p, tag string, img v1.Image) error {
 	return os.Rename(tmp.Name(), p)
 }
 
-// BuildFlags are the go build flags of the image's binaries: static (no cgo, so no libc
-// needed), no host paths, no symbol tables, no build id: the same sources and toolchain
-// give the same bytes.
-var BuildFlags = []string{"-trimpath", "-ldflags=-s -w -buildid="}
+// BuildFlags are the go build flags of the image's binaries (with CGO_ENABLED=0: static,
+// no libc needed): no host paths, no symbol tables, no build id, no VCS stamp (a dirty
+// worktree would change it): the same sources and toolchain give the same bytes.
+var BuildFlags = []string{"-trimpath", "-buildvcs=false", "-ldflags=-s -w -buildid="}
 
 // BuildBinaries builds wardend and wardenctl of the module in modDir into outDir for
 // linux/arch ("" = runtime.GOARCH) and returns their paths.
