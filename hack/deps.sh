@@ -9,8 +9,9 @@ export DEBIAN_FRONTEND=noninteractive
 
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
 VENV="${VENV:-.venv}"
-# iptables and ca-certificates are also what `make image` copies into the wardend image.
-APT_PACKAGES=(iptables iproute2 etcd-server curl ca-certificates)
+# iptables and ca-certificates are also what `make image` copies into the wardend image;
+# containerd (with ctr and runc) imports and runs that image in its test, as kind would.
+APT_PACKAGES=(iptables iproute2 etcd-server curl ca-certificates containerd)
 start=$(date +%s)
 changed=0
 
@@ -66,7 +67,7 @@ if [[ $(id -u) -eq 0 ]] && command -v update-alternatives >/dev/null; then
 	done
 fi
 
-for c in ip iptables iptables-restore etcd curl setpriv unshare; do
+for c in ip iptables iptables-restore etcd curl setpriv unshare containerd ctr runc; do
 	command -v "$c" >/dev/null || { echo "deps: $c still missing after install" >&2; exit 1; }
 done
 
