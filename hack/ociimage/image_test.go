@@ -22,6 +22,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/validate"
 
@@ -51,6 +52,7 @@ func TestImage(t *testing.T) {
 	const tag = "wardend:image-test"
 	var archives []string
 	var digests []v1.Hash
+	var builtImg v1.Image
 	for i := range 2 {
 		// The second build reads copies of the binaries from another directory: where the
 		// inputs live must not matter.
@@ -72,6 +74,7 @@ func TestImage(t *testing.T) {
 		}
 		archives = append(archives, p)
 		digests = append(digests, d)
+		builtImg = img
 	}
 	if digests[0] != digests[1] {
 		t.Errorf("two builds from the same inputs: digests %s and %s differ", digests[0], digests[1])
@@ -96,6 +99,29 @@ func TestImage(t *testing.T) {
 	if len(manifest) != 1 || !slices.Equal(manifest[0].RepoTags, []string{tag}) {
 		t.Errorf("manifest.json names %+v, want one image tagged %s", manifest, tag)
 	}
+	if a, b := configName(t, builtImg), configName(t, img); a != b {
+		t.Errorf("the archive's image id %s differs from the built image's %s", b, a)
+	}
+
+	// The OCI layout (-oci-layout) holds the same image, named both ways.
+	oci := filepath.Join(dir, "oci")
+	if err := writeLayout(oci, tag, builtImg); err != nil {
+		t.Fatal(err)
+	}
+	idx, err := layout.ImageIndexFromPath(oci)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(im.Manifests) != 1 || im.Manifests[0].Digest != digests[0] ||
+		im.Manifests[0].Annotations["org.opencontainers.image.ref.name"] != "image-test" ||
+		im.Manifests[0].Annotations["io.containerd.image.name"] != "docker.io/library/"+tag {
+		t.Errorf("OCI layout index: %+v, want the one image %s named %s", im.Manifests, digests[0], tag)
+	}
+
 	cfg, err := img.ConfigFile()
 	if err != nil {
 		t.Fatal(err)
@@ -427,4 +453,13 @@ func readManifestJSON(t *testing.T, archive string) []struct{ RepoTags []string 
 		}
 		return m
 	}
+}
+
+func configName(t *testing.T, img v1.Image) v1.Hash {
+	t.Helper()
+	h, err := img.ConfigName()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
