@@ -12,6 +12,8 @@ FUZZ_TIME   ?= 30s
 FUZZ_MINIMIZE ?= 20x
 VENV        := $(CURDIR)/.venv
 BIN         := $(CURDIR)/bin
+# The image `make image` builds and deploy/kind/up.sh loads (the manifests say wardend:dev).
+WARDEN_IMAGE ?= wardend:dev
 
 # The e2e Go tests start real pods and stock Envoy: they need root and these.
 WARDEN_ENVOY ?= $(VENV)/bin/envoy
@@ -27,19 +29,24 @@ define timed
 	start=$$(date +%s); $(2); echo "== $(1): $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help deps deps-demo build test gen-check e2e bench lint demo up down fuzz
+.PHONY: help deps deps-demo build image test gen-check e2e bench lint demo up down fuzz
 
 help: ## List the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-deps: ## Install stock Envoy (.venv), iptables, iproute2, etcd-server, curl and the kube-apiserver, only when missing
+deps: ## Install stock Envoy (.venv), iptables, iproute2, etcd-server, curl, ca-certificates, containerd and the kube-apiserver, only when missing
 	@bash hack/deps.sh
 
-deps-demo: ## Only what make demo needs: stock Envoy and the Debian packages (no kube-apiserver)
+deps-demo: ## Only what make demo needs: stock Envoy and the Debian packages (no kube-apiserver, no containerd)
 	@WARDEN_DEPS=demo bash hack/deps.sh
 
+# wardend and wardenctl are built static and -trimpath, as in the image (hack/ociimage's
+# BuildFlags), so the image's build reuses these compiled packages and only links.
 build: ## Build wardend, wardenctl and the e2e test app into bin/
-	@$(call timed,build,mkdir -p $(BIN) && $(GO) build -o $(BIN)/ ./cmd/... && $(GO) build -o $(BIN)/warden-e2e-app ./e2e/app && $(GO) build -o $(BIN)/warden-e2e-runner ./e2e/cmd/runner)
+	@$(call timed,build,mkdir -p $(BIN) && CGO_ENABLED=0 $(GO) build -trimpath -o $(BIN)/ ./cmd/... && $(GO) build -o $(BIN)/warden-e2e-app ./e2e/app && $(GO) build -o $(BIN)/warden-e2e-runner ./e2e/cmd/runner)
+
+image: ## Build the wardend image without Docker (iptables from the host: make deps) into bin/wardend-image.tar (WARDEN_IMAGE=name:tag, default wardend:dev) and print its digest
+	@$(call timed,image,$(GO) run ./hack/ociimage -tag $(WARDEN_IMAGE) -out $(BIN)/wardend-image.tar)
 
 test: deps build ## go vet, all Go tests (unit and e2e; needs root), then the scenarios in both modes
 	@$(call timed,go vet,$(GO) vet ./...)

@@ -9,7 +9,15 @@ export DEBIAN_FRONTEND=noninteractive
 
 ENVOY_VERSION="${ENVOY_VERSION:-1.40.0}"
 VENV="${VENV:-.venv}"
-APT_PACKAGES=(iptables iproute2 etcd-server curl)
+# iptables and ca-certificates are also what `make image` copies into the wardend image;
+# containerd (with ctr and runc) imports and runs that image in its test, as kind would
+# (make deps only: the demo does not need it).
+APT_PACKAGES=(iptables iproute2 etcd-server curl ca-certificates)
+COMMANDS=(ip iptables iptables-restore etcd curl setpriv unshare)
+if [[ "${WARDEN_DEPS:-all}" != demo ]]; then
+	APT_PACKAGES+=(containerd)
+	COMMANDS+=(containerd ctr runc)
+fi
 start=$(date +%s)
 changed=0
 
@@ -65,7 +73,7 @@ if [[ $(id -u) -eq 0 ]] && command -v update-alternatives >/dev/null; then
 	done
 fi
 
-for c in ip iptables iptables-restore etcd curl setpriv unshare; do
+for c in "${COMMANDS[@]}"; do
 	command -v "$c" >/dev/null || { echo "deps: $c still missing after install" >&2; exit 1; }
 done
 

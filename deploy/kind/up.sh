@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # up.sh creates a kind cluster running Warden and the chapter 9 sample, for users with
-# Docker, kind and kubectl. It cannot run on the project's CI machines (no Docker); the
-# manifests it applies are tested there against a real kube-apiserver (e2e/kube).
+# kind (and the Docker or Podman it runs its nodes in), kubectl and Go. It cannot run on
+# the project's CI machines (no container engine); the image it loads is built and
+# inspected there (make image, hack/ociimage) and the manifests it applies are tested
+# there against a real kube-apiserver (e2e/kube).
 #
 #   deploy/kind/up.sh            # cluster "warden"
 #   KIND_CLUSTER=x deploy/kind/up.sh
@@ -12,7 +14,7 @@ CLUSTER="${KIND_CLUSTER:-warden}"
 IMAGE="${WARDEN_IMAGE:-wardend:dev}"
 SAMPLE="${WARDEN_SAMPLE:-deploy/kind/sample}"
 
-for c in docker kind kubectl; do
+for c in kind kubectl go make; do
 	command -v "$c" >/dev/null || { echo "up.sh needs $c" >&2; exit 1; }
 done
 
@@ -21,8 +23,9 @@ if ! kind get clusters | grep -qx "$CLUSTER"; then
 fi
 kubectl config use-context "kind-$CLUSTER"
 
-docker build -f deploy/kind/Dockerfile -t "$IMAGE" .
-kind load docker-image --name "$CLUSTER" "$IMAGE"
+# The image is built without Docker (hack/ociimage) and loaded from its archive.
+make image WARDEN_IMAGE="$IMAGE"
+kind load image-archive --name "$CLUSTER" bin/wardend-image.tar
 
 # Namespaces, the Istio CRDs, RBAC and wardend, with server-side apply (the CRDs are
 # too large for client-side apply's annotation).
