@@ -60,38 +60,53 @@ func Apply(ctx context.Context, c Config) error {
 }
 
 // Remove deletes Warden's capture chains and the jumps to them from the current network
-// namespace. Removing rules that are not there is not an error.
+// namespace. Removing rules that are not there is not an error; failing to read the nat
+// table is (a broken iptables must not look like "nothing installed", or Apply would
+// add its rules a second time).
 func Remove(ctx context.Context) error {
-	jumps := [][]string{
-		{"PREROUTING", "-p", "tcp", "-j", ChainInbound},
-		{"OUTPUT", "-p", "tcp", "-j", ChainOutput},
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, "iptables-save", "-t", "nat")
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		if errors.Is(err, exec.ErrNotFound) {
+			return fmt.Errorf("iptables-save not found (run `make deps`): %w", err)
+		}
+		return fmt.Errorf("read the nat table: iptables-save: %w: %s", err, strings.TrimSpace(stderr.String()))
 	}
+	jumps, chains := installed(out.String())
 	for _, j := range jumps {
-		// A rule may have been added more than once; delete until none is left.
-		for run(ctx, nil, "iptables", append([]string{"-t", "nat", "-C"}, j...)...) == nil {
-			if err := run(ctx, nil, "iptables", append([]string{"-t", "nat", "-D"}, j...)...); err != nil {
-				return fmt.Errorf("remove capture jump from %s: %w", j[0], err)
-			}
+		if err := run(ctx, nil, "iptables", append([]string{"-t", "nat", "-D"}, j...)...); err != nil {
+			return fmt.Errorf("remove capture jump from %s: %w", j[0], err)
 		}
 	}
-	chains := []string{ChainInbound, ChainInRedirect, ChainOutput, ChainRedirect}
 	for _, ch := range chains {
-		if run(ctx, nil, "iptables", "-t", "nat", "-n", "-L", ch) != nil {
-			continue
-		}
 		if err := run(ctx, nil, "iptables", "-t", "nat", "-F", ch); err != nil {
 			return fmt.Errorf("flush chain %s: %w", ch, err)
 		}
 	}
 	for _, ch := range chains {
-		if run(ctx, nil, "iptables", "-t", "nat", "-n", "-L", ch) != nil {
-			continue
-		}
 		if err := run(ctx, nil, "iptables", "-t", "nat", "-X", ch); err != nil {
 			return fmt.Errorf("delete chain %s: %w", ch, err)
 		}
 	}
 	return nil
+}
+
+// installed returns, from `iptables-save -t nat` output, each jump into Warden's chains
+// from the other chains (once per copy: a rule may have been added more than once) and
+// which of Warden's chains exist.
+func installed(save string) (jumps [][]string, chains []string) {
+	ours := map[string]bool{ChainInbound: true, ChainInRedirect: true, ChainOutput: true, ChainRedirect: true}
+	for _, line := range strings.Split(save, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) > 0 && strings.HasPrefix(f[0], ":") && ours[f[0][1:]]:
+			chains = append(chains, f[0][1:])
+		case len(f) >= 4 && f[0] == "-A" && !ours[f[1]] && f[len(f)-2] == "-j" && ours[f[len(f)-1]]:
+			jumps = append(jumps, f[1:])
+		}
+	}
+	return jumps, chains
 }
 
 // run executes one iptables command and folds its output into the error.

@@ -81,3 +81,43 @@ func TestApplyAndRemove(t *testing.T) {
 		}
 	}
 }
+
+// TestRemoveFailsWhenTheTableCannotBeRead: an iptables that cannot read the nat table (no
+// lock file, no /dev/null in a bare image) must fail Remove and so Apply, rather than
+// look like "nothing installed" and make Apply add its jumps a second time.
+func TestRemoveFailsWhenTheTableCannotBeRead(t *testing.T) {
+	dir := t.TempDir()
+	broken := "#!/bin/sh\necho 'Another app is currently holding the xtables lock' >&2\nexit 4\n"
+	for _, name := range []string{"iptables-save", "iptables", "iptables-restore"} {
+		if err := os.WriteFile(dir+"/"+name, []byte(broken), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv("PATH", dir)
+	err := Apply(context.Background(), DefaultConfig())
+	if err == nil || !strings.Contains(err.Error(), "read the nat table") || !strings.Contains(err.Error(), "xtables lock") {
+		t.Fatalf("Apply with a broken iptables = %v, want the nat table read error with iptables' message", err)
+	}
+}
+
+func TestInstalledFindsEveryCopyOfAJump(t *testing.T) {
+	save := `*nat
+:PREROUTING ACCEPT [0:0]
+:OUTPUT ACCEPT [0:0]
+:WARDEN_INBOUND - [0:0]
+:WARDEN_OUTPUT - [0:0]
+-A PREROUTING -p tcp -j WARDEN_INBOUND
+-A PREROUTING -p tcp -j WARDEN_INBOUND
+-A OUTPUT -p udp -j RETURN
+-A OUTPUT -p tcp -j WARDEN_OUTPUT
+-A WARDEN_OUTPUT -j WARDEN_REDIRECT
+COMMIT
+`
+	jumps, chains := installed(save)
+	if len(jumps) != 3 || strings.Join(jumps[0], " ") != "PREROUTING -p tcp -j WARDEN_INBOUND" || strings.Join(jumps[2], " ") != "OUTPUT -p tcp -j WARDEN_OUTPUT" {
+		t.Errorf("jumps = %q, want both PREROUTING copies and the OUTPUT one (not the jump between Warden's own chains)", jumps)
+	}
+	if strings.Join(chains, ",") != "WARDEN_INBOUND,WARDEN_OUTPUT" {
+		t.Errorf("chains = %q", chains)
+	}
+}
