@@ -59,13 +59,7 @@ func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string
 	}
 	go func() { w.cmd.Wait(); lf.Close(); close(w.done) }()
 	t.Cleanup(func() {
-		_ = w.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-w.done:
-		case <-time.After(10 * time.Second):
-			_ = w.cmd.Process.Kill()
-			<-w.done
-		}
+		w.stop()
 		if t.Failed() {
 			t.Logf("--- wardend log (tail) ---\n%s", w.tail(60))
 		}
@@ -80,6 +74,18 @@ func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string
 		return err
 	})
 	return w
+}
+
+// stop interrupts wardend and waits until it has exited (SIGKILL after 10 s); a
+// stopped wardend stays stopped.
+func (w *wardend) stop() {
+	_ = w.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+	}
 }
 
 func (w *wardend) tail(n int) string {
