@@ -16,10 +16,12 @@ import (
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	"k8s.io/utils/ptr"
 
 	"github.com/wardenmesh/warden/e2e/harness"
@@ -205,6 +207,21 @@ func TestSidecarInjectorInKubernetesMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, ctx, 30*time.Second, "later/warden-ca-root published", rootConfigMapIs(ctx, env, "later", root))
+	// wardend's RBAC reads that one ConfigMap name, no other.
+	wcfg, err := clientcmd.RESTConfigFromKubeConfig(kc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wclient, err := kubernetes.NewForConfig(wcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wclient.CoreV1().ConfigMaps("inj").List(ctx, metav1.ListOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("wardend may list every ConfigMap (err %v), want Forbidden", err)
+	}
+	if _, err := wclient.CoreV1().ConfigMaps("").List(ctx, metav1.ListOptions{FieldSelector: "metadata.name=warden-ca-root"}); err != nil {
+		t.Errorf("wardend may not list warden-ca-root: %v", err)
+	}
 	p.end()
 
 	p = begin(t, "wardend stopped: failurePolicy Fail refuses pods in the enabled namespace only")
