@@ -79,12 +79,35 @@ type injector struct {
 
 	nsLister corelisters.NamespaceLister
 	cmLister corelisters.ConfigMapLister
+	synced   func() bool // both informers have listed once
 	queue    workqueue.TypedRateLimitingInterface[string]
 }
 
-// startInjector starts the namespace and root-ConfigMap informers, waits for them, and
-// runs the root publisher, the caBundle keeper and (with --inject-addr) the webhook in
-// the background until ctx ends. serverCert is wardend's serving certificate.
+// waitForSync waits until both informers have listed once, warning every 30 s while
+// they have not (access denied: deploy/20-rbac.yaml not applied?). False when ctx ends.
+func (in *injector) waitForSync(ctx context.Context) bool {
+	start := time.Now()
+	poll := time.NewTicker(50 * time.Millisecond)
+	defer poll.Stop()
+	next := 30 * time.Second
+	for !in.synced() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-poll.C:
+		}
+		if waited := time.Since(start); waited >= next {
+			in.log.Warn("namespaces and ConfigMaps "+in.cfg.RootConfigMap+" not listed yet: the mesh root is not published "+
+				"(can wardend list them? see deploy/20-rbac.yaml)", "waited", waited.Round(time.Second))
+			next += 30 * time.Second
+		}
+	}
+	return true
+}
+
+// startInjector starts the namespace and root-ConfigMap informers and runs the root
+// publisher (once they have synced), the caBundle keeper and (with --inject-addr) the
+// webhook in the background until ctx ends. serverCert is wardend's serving certificate.
 func startInjector(ctx context.Context, o options, client kubernetes.Interface, root []byte,
 	serverCert func() (*tls.Certificate, error), log *slog.Logger, errc chan<- error) (*http.Server, error) {
 	in := &injector{client: client, opts: o.inject, cfg: injectConfig(o), root: root, log: log.With("component", "injector"),
@@ -121,18 +144,15 @@ func startInjector(ctx context.Context, o options, client kubernetes.Interface, 
 	}
 	nsf.Start(ctx.Done())
 	cmf.Start(ctx.Done())
-	for typ, ok := range nsf.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil, fmt.Errorf("injector: %v informer did not sync", typ)
-		}
-	}
-	for typ, ok := range cmf.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return nil, fmt.Errorf("injector: %v informer did not sync", typ)
-		}
-	}
+	in.synced = func() bool { return nsInf.Informer().HasSynced() && cmInf.Informer().HasSynced() }
 	go func() { <-ctx.Done(); in.queue.ShutDown() }()
-	go in.publishRoots(ctx)
+	// Nothing here holds up xDS: the publisher starts once its caches are complete, and
+	// the webhook reads a namespace it cannot find in them from the API server.
+	go func() {
+		if in.waitForSync(ctx) {
+			in.publishRoots(ctx)
+		}
+	}()
 	if in.opts.webhook != "" {
 		go in.keepCABundle(ctx)
 	}
@@ -163,12 +183,14 @@ func stripForInjector(obj any) (any, error) {
 // namespaceLabels answers from the informer; a namespace it has not seen yet (created
 // a moment ago) is read from the API server, within nsLookupTimeout.
 func (in *injector) namespaceLabels(ctx context.Context, name string) (map[string]string, error) {
-	ns, err := in.nsLister.Get(name)
-	if err == nil {
-		return ns.Labels, nil
-	}
-	if !apierrors.IsNotFound(err) {
-		return nil, err
+	if in.synced() {
+		ns, err := in.nsLister.Get(name)
+		if err == nil {
+			return ns.Labels, nil
+		}
+		if !apierrors.IsNotFound(err) {
+			return nil, err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, nsLookupTimeout)
 	defer cancel()
