@@ -39,6 +39,7 @@ type options struct {
 	logLevel    string
 	serverNames []string
 	kube        kubeOptions
+	inject      injectOptions
 }
 
 func main() {
@@ -69,6 +70,7 @@ func main() {
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringSliceVar(&o.serverNames, "server-name", nil, "extra DNS names or IPs for wardend's serving certificate")
 	addKubeFlags(f, &o.kube)
+	addInjectFlags(f, &o.inject)
 	if err := cmd.Execute(); err != nil {
 		os.Exit(1)
 	}
@@ -148,7 +150,7 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	serving := &xds.ServingCert{CA: ca, ID: wid, TTL: 24 * time.Hour,
-		DNS: []string{"wardend", "wardend." + o.namespace, xds.ServerName(o.namespace)}}
+		DNS: []string{"wardend", "wardend." + o.namespace, xds.ServerName(o.namespace), xds.ServerName(o.namespace) + ".cluster.local"}}
 	for _, n := range o.serverNames {
 		if ip := net.ParseIP(n); ip != nil {
 			serving.IPs = append(serving.IPs, ip)
@@ -214,6 +216,19 @@ func run(ctx context.Context, o options) error {
 			return fmt.Errorf("metrics listen %s: %w", o.metricsAddr, err)
 		}
 		servers, metricsAt = append(servers, serveHTTP(mlis, srv.MetricsHandler(), errc)), mlis.Addr().String()
+	}
+	if kubeMode(o) { // the sidecar injector, its webhook's caBundle and the root in every namespace
+		c, err := newKubeClients(o, log)
+		if err != nil {
+			return err
+		}
+		hs, err := startInjector(ctx, o, c.client, ca.RootPEM(), serving.Get, log, errc)
+		if err != nil {
+			return err
+		}
+		if hs != nil {
+			servers = append(servers, hs)
+		}
 	}
 	log.Info("wardend serving", "xds", lis.Addr().String(), "debug", dlis.Addr().String(), "debugAuth", debugAuth,
 		"metrics", metricsAt, "stateDir", o.stateDir, "identity", wid.String())

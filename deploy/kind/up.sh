@@ -31,22 +31,19 @@ kind load image-archive --name "$CLUSTER" bin/wardend-image.tar
 # too large for client-side apply's annotation).
 kubectl apply --server-side -f deploy/00-namespaces.yaml -f deploy/10-istio-crds.yaml
 kubectl wait --for condition=established --timeout=60s crd -l app=istio-pilot
-kubectl apply --server-side -f deploy/20-rbac.yaml -f deploy/30-wardend.yaml
+kubectl apply --server-side -f deploy/20-rbac.yaml -f deploy/30-wardend.yaml -f deploy/40-injector.yaml
 kubectl -n warden-system rollout status deployment/wardend --timeout=180s
+# The injector's webhook refuses pods (failurePolicy Fail) until wardend has set its
+# caBundle to the mesh root; wardend also publishes ConfigMap warden-ca-root (the root
+# sidecars pin) in every namespace.
+for _ in $(seq 60); do
+	[[ -n "$(kubectl get mutatingwebhookconfiguration warden-sidecar-injector -o jsonpath='{.webhooks[0].clientConfig.caBundle}')" ]] && break
+	sleep 2
+done
 
 if [[ -d "$SAMPLE" ]]; then
 	echo "== applying the sample in $SAMPLE"
 	kubectl apply --server-side -R -f "$SAMPLE"
 fi
-kubectl apply --server-side -f deploy/sidecar/sidecar-template.yaml
 
-# Sidecars pin the mesh root: publish it where workloads read it (their pods wait for
-# this ConfigMap before they start).
-root="$(kubectl -n warden-system get secret cacerts -o jsonpath='{.data.root-cert\.pem}' 2>/dev/null ||
-	kubectl -n warden-system get secret warden-ca -o jsonpath='{.data.root-cert\.pem}')"
-for ns in default $(kubectl get ns -l istio-injection=enabled -o jsonpath='{.items[*].metadata.name}'); do
-	printf %s "$root" | base64 -d >"${TMPDIR:-/tmp}/warden-root-cert.pem"
-	kubectl -n "$ns" create configmap warden-ca-root --from-file=root-cert.pem="${TMPDIR:-/tmp}/warden-root-cert.pem" \
-		--dry-run=client -o yaml | kubectl apply --server-side -f -
-done
 echo "== Warden is up. Status: kubectl -n warden-system port-forward deploy/wardend 15014 & wardenctl status --server 127.0.0.1:15014"

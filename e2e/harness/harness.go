@@ -165,7 +165,9 @@ func (m *Mesh) StartWardend(ctx context.Context) error {
 	}
 	source := []string{"--config-dir", m.ConfigDir}
 	if m.Kubeconfig != "" {
-		source = []string{"--kubeconfig", m.Kubeconfig}
+		// The injection webhook on an ephemeral loopback port: its default :15017 would
+		// collide between runs in parallel.
+		source = []string{"--kubeconfig", m.Kubeconfig, "--inject-addr", "127.0.0.1:0"}
 	}
 	args := append(source, "--state-dir", m.StateDir,
 		"--xds-addr", m.XDSAddr, "--debug-addr", m.DebugAddr, "--metrics-addr", "127.0.0.1:0", "--replica", "wardend-0", "--log-level", "debug")

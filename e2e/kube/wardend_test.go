@@ -25,6 +25,7 @@ type wardend struct {
 	xdsAddr   string
 	debugAddr string
 	metrics   string // --metrics-addr: /metrics, /healthz, /readyz without a credential
+	inject    string // --inject-addr: the sidecar injection webhook (HTTPS, /inject)
 	done      chan struct{}
 }
 
@@ -41,14 +42,15 @@ func loopbackAddr(t *testing.T) string {
 func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string, extraArgs ...string) *wardend {
 	t.Helper()
 	w := &wardend{log: filepath.Join(dir, "wardend.log"), xdsAddr: loopbackAddr(t), debugAddr: loopbackAddr(t),
-		metrics: loopbackAddr(t), done: make(chan struct{})}
+		metrics: loopbackAddr(t), inject: loopbackAddr(t), done: make(chan struct{})}
 	lf, err := os.Create(w.log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	w.cmd = exec.Command(bin, "--kubeconfig", kubeconfig, "--namespace", "warden-system", "--replica", "wardend-e2e",
 		"--xds-addr", w.xdsAddr, "--debug-addr", w.debugAddr, "--server-name", "127.0.0.1",
-		"--state-dir", filepath.Join(dir, "unused-state"), "--log-level", "debug", "--metrics-addr", w.metrics)
+		"--state-dir", filepath.Join(dir, "unused-state"), "--log-level", "debug", "--metrics-addr", w.metrics,
+		"--inject-addr", w.inject)
 	w.cmd.Args = append(w.cmd.Args, extraArgs...)
 	w.cmd.Stdout, w.cmd.Stderr = lf, lf
 	w.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -57,13 +59,7 @@ func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string
 	}
 	go func() { w.cmd.Wait(); lf.Close(); close(w.done) }()
 	t.Cleanup(func() {
-		_ = w.cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-w.done:
-		case <-time.After(10 * time.Second):
-			_ = w.cmd.Process.Kill()
-			<-w.done
-		}
+		w.stop()
 		if t.Failed() {
 			t.Logf("--- wardend log (tail) ---\n%s", w.tail(60))
 		}
@@ -78,6 +74,18 @@ func startWardend(t *testing.T, ctx context.Context, bin, kubeconfig, dir string
 		return err
 	})
 	return w
+}
+
+// stop interrupts wardend and waits until it has exited (SIGKILL after 10 s); a
+// stopped wardend stays stopped.
+func (w *wardend) stop() {
+	_ = w.cmd.Process.Signal(os.Interrupt)
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		_ = w.cmd.Process.Kill()
+		<-w.done
+	}
 }
 
 func (w *wardend) tail(n int) string {

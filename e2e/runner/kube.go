@@ -27,6 +27,9 @@ import (
 // PodDisruptionBudget); here wardend runs on the host, so it is not applied.
 const wardendManifest = "30-wardend.yaml"
 
+// injectorManifest in deploy/ is the sidecar injector's MutatingWebhookConfiguration.
+const injectorManifest = "40-injector.yaml"
+
 // credentialTTL bounds the tokens of wardend and of the sidecars: longer than a scenario.
 const credentialTTL = 2 * time.Hour
 
@@ -84,7 +87,12 @@ func (b *kubeBackend) setUp(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	files = slices.DeleteFunc(files, func(f string) bool { return filepath.Base(f) == wardendManifest })
+	// The injector's webhook (injectorManifest) routes through the Service wardend, which
+	// the API server here cannot reach: with failurePolicy Fail it would refuse every pod
+	// in the scenarios' istio-injection=enabled namespaces. e2e/kube tests it with a URL.
+	files = slices.DeleteFunc(files, func(f string) bool {
+		return filepath.Base(f) == wardendManifest || filepath.Base(f) == injectorManifest
+	})
 	if err := b.env.ApplyFiles(ctx, files...); err != nil {
 		return fmt.Errorf("apply deploy/: %w", err)
 	}
