@@ -48,6 +48,9 @@ type App struct {
 	// whose source principal ends in /sa/<name>: TCP connections from that service
 	// account (as Istio's sample server's -allow_service_account).
 	ExtAuthzAllowServiceAccount string `json:"extAuthzAllowServiceAccount,omitempty"`
+	// TCPEcho (format 1.2) lists container ports that serve a line echo whatever the
+	// Service ports targeting them are named (unnamed, postgres, ...).
+	TCPEcho []uint32 `json:"tcpEcho,omitempty"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.
