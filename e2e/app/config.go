@@ -25,7 +25,7 @@ type appConfig struct {
 	ExtAuthzAllowServiceAccount string `json:"extAuthzAllowServiceAccount,omitempty"`
 	// TCPEcho are ports the runner serves as line echo (it passes them in -tcp-ports);
 	// the app accepts the field so a scenario's app section is its configuration.
-	TCPEcho []uint32 `json:"tcpEcho,omitempty"`
+	TCPEcho []int `json:"tcpEcho,omitempty"`
 }
 
 // loadConfig reads a JSON app configuration; an empty path means the default behaviour.

@@ -248,8 +248,8 @@ func (w *world) desiredPods(in *watch.Input) map[string]podSpec {
 		}
 		app, hasApp := w.sc.Apps[wl.Namespace+"/"+wl.PodName]
 		for _, p := range app.TCPEcho { // format 1.2: a line echo whatever the port's name
-			tcpPorts[p] = true
-			delete(httpPorts, p)
+			tcpPorts[uint32(p)] = true
+			delete(httpPorts, uint32(p))
 		}
 		o.HTTPPorts, o.TCPPorts = sortedPorts(httpPorts), sortedPorts(tcpPorts)
 		if hasApp {

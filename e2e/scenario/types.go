@@ -50,7 +50,7 @@ type App struct {
 	ExtAuthzAllowServiceAccount string `json:"extAuthzAllowServiceAccount,omitempty"`
 	// TCPEcho (format 1.2) lists container ports that serve a line echo whatever the
 	// Service ports targeting them are named (unnamed, postgres, ...).
-	TCPEcho []uint32 `json:"tcpEcho,omitempty"`
+	TCPEcho []int `json:"tcpEcho,omitempty"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.

@@ -98,11 +98,11 @@ func validateApp(p *problems, path, key string, app App) {
 			p.add(child(path, "extAuthzAllowServiceAccount"), "want a service account name, without / or spaces")
 		}
 	}
-	seen := map[uint32]bool{}
+	seen := map[int]bool{}
 	for i, port := range app.TCPEcho {
 		field := fmt.Sprintf("%s[%d]", child(path, "tcpEcho"), i)
 		switch {
-		case port == 0 || port > 65535:
+		case port < 1 || port > 65535:
 			p.add(field, fmt.Sprintf("%d: want a port from 1 to 65535", port))
 		case seen[port]:
 			p.add(field, fmt.Sprintf("%d is listed twice", port))
