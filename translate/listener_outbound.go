@@ -1,6 +1,7 @@
 package translate
 
 import (
+	"slices"
 	"strconv"
 	"strings"
 
@@ -102,19 +103,20 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 		l.ListenerFiltersTimeout = duration(connectTimeout)
 		l.ContinueOnListenerFiltersTimeout = true
 	}
+	if httpCount == 0 && slices.ContainsFunc(ipless, func(s outboundService) bool { return s.proto == protoAuto }) {
+		// HTTP to an IP-less undeclared Service is routed by Host like any HTTP.
+		l.FilterChains = append(l.FilterChains, &listener.FilterChain{
+			Name:             name + "-http",
+			FilterChainMatch: &listener.FilterChainMatch{ApplicationProtocols: plaintextHTTPALPNs},
+			Filters:          hcmFilter(),
+		})
+	}
 	fallback := &listener.FilterChain{Name: name + "-passthrough"}
 	switch {
 	case httpCount > 0:
 		fallback.Name = name + "-http"
 		fallback.Filters = hcmFilter()
 	case len(ipless) == 1:
-		if ipless[0].proto == protoAuto {
-			l.FilterChains = append(l.FilterChains, &listener.FilterChain{
-				Name:             ipless[0].cluster + "-http",
-				FilterChainMatch: &listener.FilterChainMatch{ApplicationProtocols: plaintextHTTPALPNs},
-				Filters:          hcmFilter(),
-			})
-		}
 		fallback.Name = ipless[0].cluster
 		fallback.Filters = b.outboundTCP(ipless[0])
 		ipless = nil
