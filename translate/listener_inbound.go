@@ -48,7 +48,7 @@ func (b *builder) inboundListener(ports []inboundPort, mtls MTLS) *listener.List
 		// first bytes. A client that stays silent (server-first protocols such as
 		// MySQL) is treated as plaintext TCP after this.
 		ContinueOnListenerFiltersTimeout: true,
-		ListenerFiltersTimeout:           duration(connectTimeout),
+		ListenerFiltersTimeout:           duration(b.detectionTimeout()),
 	}
 	if f := b.httpInspector(autoPorts(ports)); f != nil {
 		l.ListenerFilters = append(l.ListenerFilters, f)
@@ -68,12 +68,12 @@ func (b *builder) inboundListener(ports []inboundPort, mtls MTLS) *listener.List
 
 // Application protocols that split an undeclared port's connections into an HTTP and
 // a TCP chain, as Istio does: a mesh client offers istio-http/* or istio-h2 for HTTP
-// over mTLS and istio-peer-exchange/istio for TCP; http_inspector reports http/1.x or
+// over mTLS and istio-peer-exchange/istio for TCP; http_inspector reports http/1.1 or
 // h2c for plaintext HTTP.
 var (
 	mtlsHTTPALPNs      = []string{"istio-http/1.0", "istio-http/1.1", "istio-h2"}
 	mtlsTCPALPNs       = []string{"istio-peer-exchange", "istio"}
-	plaintextHTTPALPNs = []string{"http/1.0", "http/1.1", "h2c"}
+	plaintextHTTPALPNs = []string{"http/1.1", "h2c"} // HTTP/1.0 is TCP, as Istio without PILOT_HTTP10
 )
 
 // autoPorts are the ports whose protocol is detected per connection.

@@ -100,7 +100,7 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 			Name:       wellknown.HttpInspector,
 			ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: b.any(&httpinspector.HttpInspector{})},
 		}}
-		l.ListenerFiltersTimeout = duration(connectTimeout)
+		l.ListenerFiltersTimeout = duration(b.detectionTimeout())
 		l.ContinueOnListenerFiltersTimeout = true
 	}
 	if httpCount == 0 && slices.ContainsFunc(ipless, func(s outboundService) bool { return s.proto == protoAuto }) {

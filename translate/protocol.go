@@ -2,6 +2,7 @@ package translate
 
 import (
 	"strings"
+	"time"
 
 	"github.com/wardenmesh/warden/translate/internal/shared"
 )
@@ -82,7 +83,7 @@ func (p protocol) String() string {
 // http reports whether the port always carries HTTP.
 func (p protocol) http() bool { return p == protoHTTP || p == protoHTTP2 }
 
-// serverFirstHints are port names and numbers of protocols whose server speaks first
+// serverFirstNames and serverFirstPorts are port names and numbers of protocols whose server speaks first
 // (a banner or greeting). On an undeclared port the client sends nothing, so detection
 // waits for its timeout before the connection is treated as TCP.
 var serverFirstNames = map[string]bool{
@@ -96,6 +97,26 @@ var serverFirstPorts = map[uint32]bool{21: true, 22: true, 25: true, 110: true, 
 func serverFirstHint(port uint32, name string) bool {
 	prefix, _, _ := strings.Cut(strings.ToLower(name), "-")
 	return serverFirstNames[prefix] || serverFirstPorts[port]
+}
+
+// detectionTimeout is how long tls_inspector and http_inspector wait for a client's
+// first bytes before the connection continues as plaintext TCP: meshConfig
+// protocolDetectionTimeout when set (0s: wait for ever, Istio's default), else
+// Warden's own default, the connect timeout, so a server-first protocol on an
+// undeclared port still works, after that delay.
+func (b *builder) detectionTimeout() time.Duration {
+	if d := b.in.Mesh.GetProtocolDetectionTimeout(); d != nil && d.AsDuration() >= 0 {
+		return d.AsDuration()
+	}
+	return connectTimeout
+}
+
+// detectionWait describes detectionTimeout for a diagnostic.
+func (b *builder) detectionWait() string {
+	if d := b.detectionTimeout(); d > 0 {
+		return "waits " + d.String() + " for the client's first bytes before treating it as TCP"
+	}
+	return "waits for the client's first bytes for ever (meshConfig protocolDetectionTimeout 0s), so its connections hang"
 }
 
 // isStream reports whether a Kubernetes port protocol is one Envoy can proxy (TCP).

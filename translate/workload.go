@@ -82,7 +82,7 @@ func (b *builder) inboundPorts(w *watch.Workload, mtls MTLS) []inboundPort {
 			proto := portProtocol(sp.Port, sp.Name, sp.AppProtocol)
 			if proto == protoAuto && serverFirstHint(sp.Port, sp.Name) {
 				b.diag(severityWarning, &svc.Meta, "spec.ports["+portRef(sp)+"].name",
-					"port "+strconv.FormatUint(uint64(sp.Port), 10)+" declares no protocol and looks server-first: detection waits "+connectTimeout.String()+" for the client's first bytes before treating it as TCP; name it tcp-* (or set appProtocol: tcp)")
+					"port "+strconv.FormatUint(uint64(sp.Port), 10)+" declares no protocol and looks server-first: protocol detection "+b.detectionWait()+"; name it tcp-* (or set appProtocol: tcp)")
 			}
 			add(inboundPort{port: tp, proto: proto})
 		}
