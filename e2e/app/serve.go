@@ -71,12 +71,11 @@ func serve(ctx context.Context, log *slog.Logger, cfg appConfig, httpLns, tcpLns
 		Handler:           newHandler(cfg, newForwardClient()),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	if cfg.ExtAuthzGrpc {
-		// gRPC clients (Envoy's ext_authz) speak HTTP/2 without TLS.
-		srv.Protocols = new(http.Protocols)
-		srv.Protocols.SetHTTP1(true)
-		srv.Protocols.SetUnencryptedHTTP2(true)
-	}
+	// HTTP/1.1 and HTTP/2 without TLS (prior knowledge): gRPC clients (Envoy's
+	// ext_authz) and a sidecar's HTTP/2 upstream (http2, grpc, grpc-web ports) speak h2c.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(httpLns)+len(tcpLns))
 	for _, ln := range httpLns {
