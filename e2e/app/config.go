@@ -26,6 +26,8 @@ type appConfig struct {
 	// TCPEcho are ports the runner serves as line echo (it passes them in -tcp-ports);
 	// the app accepts the field so a scenario's app section is its configuration.
 	TCPEcho []int `json:"tcpEcho,omitempty"`
+	// ServerFirst are line echo ports that greet first: `warden-banner <port>` on accept.
+	ServerFirst []int `json:"serverFirst,omitempty"`
 }
 
 // loadConfig reads a JSON app configuration; an empty path means the default behaviour.

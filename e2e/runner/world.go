@@ -247,7 +247,7 @@ func (w *world) desiredPods(in *watch.Input) map[string]podSpec {
 			}
 		}
 		app, hasApp := w.sc.Apps[wl.Namespace+"/"+wl.PodName]
-		for _, p := range app.TCPEcho { // format 1.2: a line echo whatever the port's name
+		for _, p := range append(app.TCPEcho, app.ServerFirst...) { // format 1.2: a line echo whatever the port's name
 			tcpPorts[uint32(p)] = true
 			delete(httpPorts, uint32(p))
 		}
