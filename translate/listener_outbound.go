@@ -95,7 +95,8 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 	}
 	if autoCount > 0 {
 		// Only the port's own connections reach this listener; detection as on the
-		// inbound side, continuing as TCP when the client stays silent.
+		// inbound side, continuing as TCP when the client stays silent. It runs for
+		// every Service on the port: a listener filter cannot be disabled per VIP.
 		l.ListenerFilters = []*listener.ListenerFilter{{
 			Name:       wellknown.HttpInspector,
 			ConfigType: &listener.ListenerFilter_TypedConfig{TypedConfig: b.any(&httpinspector.HttpInspector{})},
