@@ -18,7 +18,7 @@ type outboundService struct {
 	fqdn    string
 	cluster string
 	ip      netip.Addr // ClusterIP; zero when unknown
-	http    bool
+	proto   protocol
 }
 
 // outboundSet is everything a sidecar gets for calling other Services, each list
@@ -53,7 +53,7 @@ func outboundPorts(in *watch.Input) (byPort map[uint32][]outboundService, ports 
 				fqdn:    fqdn,
 				cluster: outboundCluster(sp.Port, fqdn),
 				ip:      clusterIP(svc.ClusterIP),
-				http:    isHTTP(sp.Name, sp.AppProtocol),
+				proto:   portProtocol(sp.Port, sp.Name, sp.AppProtocol),
 			}
 			byPort[sp.Port] = append(byPort[sp.Port], s)
 			byCluster = append(byCluster, s)
@@ -94,7 +94,7 @@ func (x *Index) buildOutbound(proxyNS string, labels map[string]string) *outboun
 	for _, port := range x.ports {
 		var vhosts []*route.VirtualHost
 		for _, s := range x.byPort[port] {
-			if !s.http {
+			if s.proto == protoTCP {
 				continue
 			}
 			vh := x.virtualHost(s, s.svc.Namespace == proxyNS)
@@ -154,13 +154,14 @@ func (x *Index) serviceCluster(s outboundService, dr *drRule) *clusterEntry {
 	return cached(&x.mu, x.clusters, clusterKey{s.cluster, dr}, func() *clusterEntry {
 		b := newBuilder(x)
 		e := &clusterEntry{}
-		sec := b.clusterSecurity(s.svc, s.port, s.fqdn, s.http, dr)
+		sec := b.clusterSecurity(s.svc, s.port, s.fqdn, s.proto != protoTCP, dr)
 		if sec.blocked {
 			e.cluster = []types.Resource{b.blackHoleCluster(s.cluster)}
 		} else {
 			c := b.edsCluster(s.cluster)
 			c.TransportSocket = sec.socket
 			c.TransportSocketMatches = sec.matches
+			c.TypedExtensionProtocolOptions = b.upstreamHTTPOptions(s.proto)
 			e.cluster = []types.Resource{c}
 			e.endpoints = []types.Resource{b.loadAssignment(s.cluster, s.svc, s.port, sec.autoMTLS)}
 		}
