@@ -104,7 +104,7 @@ func startInjected(ctx context.Context, t *testing.T, clients ...string) (*injec
 	im.server = pods["server"]
 	o := harness.PodOptions{Namespace: "demo", Name: "server", ServiceAccount: "server",
 		Labels: map[string]string{"app": "server"}, HTTPPorts: []uint32{8080}, Sidecar: true}
-	if o.Injected, err = m.Inject(im.server, o); err != nil {
+	if o.Injected, err = m.Inject(im.server, o, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.StartPod(ctx, im.server, o); err != nil {
@@ -121,7 +121,7 @@ func startInjected(ctx context.Context, t *testing.T, clients ...string) (*injec
 func (im *injectedMesh) clientPod(t *testing.T, p *harness.Pod) *corev1.Pod {
 	t.Helper()
 	o := harness.PodOptions{Namespace: "demo", Name: p.Name(), ServiceAccount: p.Name(), Labels: map[string]string{"app": p.Name()}}
-	spec, err := im.m.Inject(p, o)
+	spec, err := im.m.Inject(p, o, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,7 +211,7 @@ func TestInjectedStopInFlight(t *testing.T) {
 	o := harness.PodOptions{Namespace: "demo", Name: "client", ServiceAccount: "client",
 		Labels: map[string]string{"app": "client"}, HTTPPorts: []uint32{8080}, Sidecar: true}
 	var err error
-	if o.Injected, err = m.Inject(client, o); err != nil {
+	if o.Injected, err = m.Inject(client, o, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.StartPod(ctx, client, o); err != nil {

@@ -24,12 +24,15 @@ import (
 const AppImage = "warden-e2e-app"
 
 // InjectConfig is the injector configuration of this mesh's pods: Istio's defaults,
-// with wardend's xDS address as the pods reach it. The images name no real image: the
+// with wardend's xDS address as the pods reach it and a 1 s listener drain. The images name no real image: the
 // kubelet (NewKubelet) maps them to the host's programs.
 func (m *Mesh) InjectConfig() inject.Config {
 	cfg := inject.DefaultConfig()
 	cfg.XDSAddress = m.XDSAddr
 	cfg.ProxyUID = ProxyUID
+	// As the harness's own Envoys: a replaced listener's connections drain in 1 s, so
+	// a scenario step waits for the new configuration on every connection that long.
+	cfg.ListenerDrainTime = time.Second
 	return cfg
 }
 
@@ -88,9 +91,9 @@ func (m *Mesh) dirToken(ctx context.Context, pod *corev1.Pod, _ *corev1.ServiceA
 }
 
 // BasePod is the Pod spec of o's workload before injection, as a Deployment would
-// create it: one container "app" running the test app on o's ports. The app's
-// configuration file is written into the pod's directory.
-func (m *Mesh) BasePod(p *Pod, o PodOptions) (*corev1.Pod, error) {
+// create it (with the template's annotations): one container "app" running the test
+// app on o's ports. The app's configuration file is written into the pod's directory.
+func (m *Mesh) BasePod(p *Pod, o PodOptions, annotations map[string]string) (*corev1.Pod, error) {
 	args := []string{"serve", "-http-ports", joinPorts(o.HTTPPorts), "-tcp-ports", joinPorts(o.TCPPorts)}
 	if o.AppConfig != nil {
 		b, err := json.Marshal(o.AppConfig)
@@ -113,7 +116,7 @@ func (m *Mesh) BasePod(p *Pod, o PodOptions) (*corev1.Pod, error) {
 	}
 	return &corev1.Pod{
 		TypeMeta:   metav1.TypeMeta{APIVersion: "v1", Kind: "Pod"},
-		ObjectMeta: metav1.ObjectMeta{Namespace: p.Opts.Namespace, Name: p.Opts.Name, Labels: o.Labels},
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Opts.Namespace, Name: p.Opts.Name, Labels: o.Labels, Annotations: annotations},
 		Spec: corev1.PodSpec{
 			ServiceAccountName: sa,
 			Containers:         []corev1.Container{{Name: "app", Image: AppImage, Command: []string{AppImage}, Args: args, Ports: ports}},
@@ -123,8 +126,8 @@ func (m *Mesh) BasePod(p *Pod, o PodOptions) (*corev1.Pod, error) {
 
 // Inject returns the injected form of o's Pod spec (BasePod through inject.Pod, in a
 // namespace labelled for injection).
-func (m *Mesh) Inject(p *Pod, o PodOptions) (*corev1.Pod, error) {
-	base, err := m.BasePod(p, o)
+func (m *Mesh) Inject(p *Pod, o PodOptions, annotations map[string]string) (*corev1.Pod, error) {
+	base, err := m.BasePod(p, o, annotations)
 	if err != nil {
 		return nil, err
 	}
@@ -134,6 +137,9 @@ func (m *Mesh) Inject(p *Pod, o PodOptions) (*corev1.Pod, error) {
 	}
 	if !res.Injected {
 		return nil, fmt.Errorf("inject pod %s: not injected: %s", p.ID(), res.Reason)
+	}
+	for _, w := range res.Warnings {
+		m.log.Warn("injection", "pod", p.ID(), "warning", w)
 	}
 	return res.Pod, nil
 }
