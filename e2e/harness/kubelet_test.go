@@ -33,7 +33,7 @@ func TestRewritePath(t *testing.T) {
 		{"--token-file=/var/run/secrets/warden/token", "/var/run/secrets/warden", "--token-file=/pod/v/token"},
 		{"/etc/envoy/envoy.json", "/etc/envoy", "/pod/v/envoy.json"},
 		{"/etc/envoy", "/etc/envoy/", "/pod/v"},
-		{"/etc/envoyx/a", "/etc/envoy", "/etc/envoyx/a"},     // not a path prefix
+		{"/etc/envoyx/a", "/etc/envoy", "/etc/envoyx/a"},       // not a path prefix
 		{"--x=/a/etc/envoy", "/etc/envoy", "--x=/a/etc/envoy"}, // not at a path's start
 	} {
 		if got := rewritePath(c.arg, c.mount, "/pod/v"); got != c.want {
