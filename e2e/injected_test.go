@@ -250,6 +250,10 @@ func TestInjectedStopInFlight(t *testing.T) {
 		im.fail("request in flight while the server pod stopped: want 200, got %s %s\nkubelet: %v", a.r, a.r.Body, im.server.Kube.Events)
 	}
 	<-stopped
+	ev := strings.Join(im.server.Kube.Events, "; ")
+	if !strings.HasSuffix(ev, "app containers stopped; sidecar "+inject.ContainerProxy+" stopped") {
+		t.Errorf("stop order: %s, want the app containers, then Envoy", ev)
+	}
 	t.Logf("in flight (%s) when the pod was told to stop; kubelet: %v", gauge, im.server.Kube.Events)
 }
 

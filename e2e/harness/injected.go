@@ -51,6 +51,9 @@ func (m *Mesh) NewKubelet() (*Kubelet, error) {
 		Images:   map[string]string{cfg.ProxyImage: m.Bin.Envoy},
 		Commands: map[string]string{"wardenctl": ctl, AppImage: m.Bin.App},
 		Token:    m.dirToken,
+		// A kubelet waits up to failureThreshold × period (10 min for Envoy); a run
+		// whose Envoy gets no listeners from wardend fails sooner.
+		ProbeTimeout: 60 * time.Second,
 		ConfigMap: func(_ context.Context, _, name string) (map[string]string, error) {
 			if name != cfg.RootConfigMap {
 				return nil, fmt.Errorf("no ConfigMap %s", name)
