@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -156,7 +157,11 @@ func (b *kubeBackend) writePod(ctx context.Context, spec *podSpec, ip string) (*
 		ServiceAccount: o.ServiceAccount, Ports: containerPorts(spec.ports)}
 	if o.Injected != nil {
 		// -inject: the Pod a cluster would hold, as the injector made it.
-		want.Labels, want.Annotations, want.Spec = o.Injected.Labels, o.Injected.Annotations, &o.Injected.Spec
+		want.Labels, want.Spec = o.Injected.Labels, &o.Injected.Spec
+		// What the injector added, and the workload's annotations as they are now.
+		want.Annotations = map[string]string{}
+		maps.Copy(want.Annotations, o.Injected.Annotations)
+		maps.Copy(want.Annotations, spec.annotations)
 	}
 	if want.ServiceAccount == "" {
 		want.ServiceAccount = "default"
