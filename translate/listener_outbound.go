@@ -31,7 +31,7 @@ func (b *builder) outboundListener() *listener.Listener {
 		}},
 		DefaultFilterChain: &listener.FilterChain{
 			Name:    "PassthroughFilterChain",
-			Filters: []*listener.Filter{b.tcpProxy(PassthroughCluster, PassthroughCluster)},
+			Filters: []*listener.Filter{b.tcpProxy(b.unknownDestinationCluster(), b.unknownDestinationCluster())},
 		},
 	}
 }
@@ -56,6 +56,8 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 		switch {
 		case s.http:
 			httpCount++
+		case s.se != nil && len(b.serviceEntryChains(s)) > 0: // serviceentry.go
+			l.FilterChains = append(l.FilterChains, b.serviceEntryChains(s)...)
 		case s.ip.IsValid():
 			l.FilterChains = append(l.FilterChains, &listener.FilterChain{
 				Name: s.cluster,
@@ -84,12 +86,18 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 		fallback.Filters = []*listener.Filter{b.tcpProxy(ipless[0].cluster, ipless[0].cluster)}
 		ipless = nil
 	default:
-		fallback.Filters = []*listener.Filter{b.tcpProxy(PassthroughCluster, PassthroughCluster)}
+		fallback.Filters = []*listener.Filter{b.tcpProxy(b.unknownDestinationCluster(), b.unknownDestinationCluster())}
 	}
 	for _, s := range ipless {
+		if s.se != nil {
+			b.diag(severityWarning, &s.se.cfg.Meta, "spec.addresses",
+				"TCP port "+p+" is shared with other destinations and this ServiceEntry has no addresses: "+s.se.host+" is not reachable on it")
+			continue
+		}
 		b.diag(severityWarning, &s.svc.Meta, "spec.clusterIP",
 			"TCP port "+p+" is shared with other Services and this Service has no ClusterIP: its traffic is passed through to the original destination without mesh mTLS")
 	}
 	l.FilterChains = append(l.FilterChains, fallback)
+	b.finishPortListener(l, svcs)
 	return l
 }
