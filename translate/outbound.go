@@ -99,7 +99,9 @@ func (x *Index) buildOutbound(proxyNS string, labels map[string]string) *outboun
 	set.clusters = mergeByName(shared.clusters, clusters)
 	for _, port := range x.ports {
 		var vhosts []*route.VirtualHost
+		hasHTTP := false // the shared listener refers to route "<port>" for every namespace
 		for _, s := range x.byPort[port] {
+			hasHTTP = hasHTTP || s.http
 			if !s.http || (s.se != nil && !x.seVisibleTo(s.se.cfg, proxyNS)) {
 				continue
 			}
@@ -110,7 +112,7 @@ func (x *Index) buildOutbound(proxyNS string, labels map[string]string) *outboun
 			}
 			vhosts = append(vhosts, vh.vh)
 		}
-		if len(vhosts) > 0 {
+		if hasHTTP {
 			set.routes = append(set.routes, b.outboundRoute(port, vhosts))
 		}
 	}
