@@ -2,6 +2,8 @@ package scenario
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 )
@@ -15,6 +17,16 @@ type External struct {
 	Name string `json:"name"`
 	// Port is the app's HTTP port; default 80.
 	Port int `json:"port,omitempty"`
+	// TLS, when set, makes the app serve HTTPS on Port with this certificate and key
+	// (PEM files relative to the scenario file); each response carries header
+	// X-Tls-Server-Name, the SNI the client sent.
+	TLS *ExternalTLS `json:"tls,omitempty"`
+}
+
+// ExternalTLS is an external host's server certificate.
+type ExternalTLS struct {
+	Certificate string `json:"certificate"`
+	PrivateKey  string `json:"privateKey"`
 }
 
 // ExternalPort is the port an external host serves on.
@@ -27,7 +39,7 @@ func (e External) ExternalPort() uint32 {
 
 var dnsName = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$`)
 
-func validateExternals(p *problems, exts []External) {
+func validateExternals(p *problems, exts []External, dir string) {
 	seen := map[string]int{}
 	for i, e := range exts {
 		path := index("externals", i)
@@ -46,6 +58,16 @@ func validateExternals(p *problems, exts []External) {
 		}
 		if e.Port < 0 || e.Port > 65535 {
 			p.add(child(path, "port"), "want 1..65535")
+		}
+		if e.TLS != nil {
+			for _, f := range []struct{ name, file string }{{"certificate", e.TLS.Certificate}, {"privateKey", e.TLS.PrivateKey}} {
+				fp := child(child(path, "tls"), f.name)
+				if f.file == "" {
+					p.add(fp, "required")
+				} else if _, err := os.Stat(filepath.Join(dir, f.file)); err != nil && !filepath.IsAbs(f.file) {
+					p.add(fp, err.Error())
+				}
+			}
 		}
 	}
 }
