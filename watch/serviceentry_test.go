@@ -8,7 +8,7 @@ import (
 
 // Online Boutique's egress ServiceEntries decode without any diagnostic.
 func TestServiceEntryOnlineBoutique(t *testing.T) {
-	data, err := os.ReadFile("testdata/egress/allow-egress-googleapis.yaml")
+	data, err := os.ReadFile("../e2e/scenarios/egress-testdata/allow-egress-googleapis.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
