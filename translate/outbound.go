@@ -18,7 +18,7 @@ type outboundService struct {
 	fqdn    string
 	cluster string
 	ip      netip.Addr // ClusterIP; zero when unknown
-	http    bool
+	proto   protocol
 	se      *seHost // a ServiceEntry host and port (serviceentry.go); svc is nil then
 }
 
@@ -54,7 +54,7 @@ func outboundPorts(in *watch.Input) (byPort map[uint32][]outboundService, ports 
 				fqdn:    fqdn,
 				cluster: outboundCluster(sp.Port, fqdn),
 				ip:      clusterIP(svc.ClusterIP),
-				http:    isHTTP(sp.Name, sp.AppProtocol),
+				proto:   portProtocol(sp.Port, sp.Name, sp.AppProtocol),
 			}
 			byPort[sp.Port] = append(byPort[sp.Port], s)
 			byCluster = append(byCluster, s)
@@ -101,8 +101,8 @@ func (x *Index) buildOutbound(proxyNS string, labels map[string]string) *outboun
 		var vhosts []*route.VirtualHost
 		hasHTTP := false // the shared listener refers to route "<port>" for every namespace
 		for _, s := range x.byPort[port] {
-			hasHTTP = hasHTTP || s.http
-			if !s.http || (s.se != nil && !x.seVisibleTo(s.se.cfg, proxyNS)) {
+			hasHTTP = hasHTTP || s.proto != protoTCP
+			if s.proto == protoTCP || (s.se != nil && !x.seVisibleTo(s.se.cfg, proxyNS)) {
 				continue
 			}
 			vh := x.virtualHost(s, s.se == nil && s.svc.Namespace == proxyNS)
@@ -162,13 +162,14 @@ func (x *Index) serviceCluster(s outboundService, dr *drRule) *clusterEntry {
 	return cached(&x.mu, x.clusters, clusterKey{s.cluster, dr}, func() *clusterEntry {
 		b := newBuilder(x)
 		e := &clusterEntry{}
-		sec := b.clusterSecurity(s.svc, s.port, s.fqdn, s.http, dr)
+		sec := b.clusterSecurity(s.svc, s.port, s.fqdn, s.proto != protoTCP, dr)
 		if sec.blocked {
 			e.cluster = []types.Resource{b.blackHoleCluster(s.cluster)}
 		} else {
 			c := b.edsCluster(s.cluster)
 			c.TransportSocket = sec.socket
 			c.TransportSocketMatches = sec.matches
+			c.TypedExtensionProtocolOptions = b.upstreamHTTPOptions(s.proto)
 			e.cluster = []types.Resource{c}
 			e.endpoints = []types.Resource{b.loadAssignment(s.cluster, s.svc, s.port, sec.autoMTLS)}
 		}

@@ -36,7 +36,7 @@ import (
 // Listeners: an HTTP port (HTTP, HTTP2, GRPC, GRPC-WEB) adds a virtual host for the
 // entry's hosts (and addresses) to route "<port>"; another port gets a filter chain on
 // 0.0.0.0_<port> matching the entry's addresses and, for TLS and HTTPS ports, the
-// hosts as SNI (tls_inspector). An unset protocol is TCP (Warden does not detect).
+// hosts as SNI (tls_inspector). An unset protocol is TCP (protocol detection is for Service ports only).
 //
 // exportTo (default: the mesh's defaultServiceExportTo, else everywhere) decides who
 // sees an entry. Listeners are shared by every namespace, so for a proxy that does not
@@ -56,13 +56,16 @@ type seHost struct {
 	addrs []netip.Prefix
 }
 
-// serviceEntryHTTP reports whether a ServiceEntry port carries HTTP.
-func serviceEntryHTTP(protocol string) bool {
+// serviceEntryProto is how a ServiceEntry port is proxied: HTTP through the port's
+// HCM, HTTP2/GRPC/GRPC-WEB likewise; anything else, an unset protocol too, as TCP.
+func serviceEntryProto(protocol string) protocol {
 	switch strings.ToUpper(protocol) {
-	case "HTTP", "HTTP2", "GRPC", "GRPC-WEB":
-		return true
+	case "HTTP":
+		return protoHTTP
+	case "HTTP2", "GRPC", "GRPC-WEB":
+		return protoHTTP2
 	}
-	return false
+	return protoTCP
 }
 
 // serviceEntryTLS reports whether a ServiceEntry port carries TLS whose SNI names the host.
@@ -115,7 +118,7 @@ func (x *Index) addServiceEntries() {
 					port:    watch.ServicePort{Name: port.GetName(), Port: port.GetNumber(), Protocol: "TCP"},
 					fqdn:    host,
 					cluster: name,
-					http:    serviceEntryHTTP(port.GetProtocol()),
+					proto:   serviceEntryProto(port.GetProtocol()),
 					se:      &seHost{cfg: se, port: port, host: host, addrs: addrs},
 				}
 				if _, ok := x.byPort[port.GetNumber()]; !ok {
@@ -409,7 +412,7 @@ func (b *builder) serviceEntrySecurity(s outboundService, dr *drRule) clusterSec
 		if se.GetLocation() != networking.ServiceEntry_MESH_INTERNAL || !b.autoMTLSEnabled() {
 			return clusterSecurity{}
 		}
-		mesh := b.upstreamMeshTLS(meshSNI(s.port.Port, s.se.host), sans, s.http)
+		mesh := b.upstreamMeshTLS(meshSNI(s.port.Port, s.se.host), sans, s.proto.http())
 		return clusterSecurity{matches: b.autoMTLSMatches(mesh), autoMTLS: true}
 	}
 	switch tls.GetMode() {
@@ -423,7 +426,7 @@ func (b *builder) serviceEntrySecurity(s outboundService, dr *drRule) clusterSec
 		if len(tls.GetSubjectAltNames()) > 0 {
 			sans = typedSANs(tls.GetSubjectAltNames())
 		}
-		return clusterSecurity{socket: b.upstreamMeshTLS(sni, sans, s.http)}
+		return clusterSecurity{socket: b.upstreamMeshTLS(sni, sans, s.proto.http())}
 	default:
 		host := s.se.host
 		if strings.HasPrefix(host, "*") && tls.GetSni() == "" {

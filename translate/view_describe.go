@@ -176,12 +176,9 @@ func (x *Index) securityInScope(dg watch.Diagnostic, w *watch.Workload) bool {
 func serviceView(in *watch.Input, svc *watch.Service, w *watch.Workload) ServiceView {
 	v := ServiceView{Name: svc.Namespace + "/" + svc.Name, Host: in.Hostname(svc)}
 	for _, sp := range svc.Ports {
-		proto := "tcp"
-		switch {
-		case !isStream(sp.Protocol):
+		proto := portProtocol(sp.Port, sp.Name, sp.AppProtocol).String()
+		if !isStream(sp.Protocol) {
 			proto = strings.ToLower(sp.Protocol)
-		case isHTTP(sp.Name, sp.AppProtocol):
-			proto = "http"
 		}
 		target := "?"
 		if tp := targetPort(sp, w); tp != 0 {

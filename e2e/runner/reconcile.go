@@ -55,6 +55,12 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 		if p.App != nil || p.Envoy != nil {
 			continue
 		}
+		if w.mesh.Kubelet != nil && spec.opts.Sidecar && !spec.opts.Gateway {
+			// -inject: the pod runs from its injected spec, as a kubelet would run it.
+			if spec.opts.Injected, err = w.mesh.Inject(p, spec.opts, spec.annotations); err != nil {
+				return 0, err
+			}
+		}
 		if err := w.backend.preparePod(ctx, p, &spec); err != nil {
 			return 0, err
 		}

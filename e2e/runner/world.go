@@ -248,8 +248,13 @@ func (w *world) desiredPods(in *watch.Input) map[string]podSpec {
 				}
 			}
 		}
+		app, hasApp := w.sc.Apps[wl.Namespace+"/"+wl.PodName]
+		for _, p := range append(app.TCPEcho, app.ServerFirst...) { // format 1.2: a line echo whatever the port's name
+			tcpPorts[uint32(p)] = true
+			delete(httpPorts, uint32(p))
+		}
 		o.HTTPPorts, o.TCPPorts = sortedPorts(httpPorts), sortedPorts(tcpPorts)
-		if app, ok := w.sc.Apps[wl.Namespace+"/"+wl.PodName]; ok {
+		if hasApp {
 			o.AppConfig = app
 		}
 		out[o.Namespace+"/"+o.Name] = podSpec{opts: o, annotations: wl.PodAnnotations, ports: wl.Ports}
