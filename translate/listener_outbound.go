@@ -37,7 +37,7 @@ func (b *builder) outboundListener() *listener.Listener {
 		}},
 		DefaultFilterChain: &listener.FilterChain{
 			Name:    "PassthroughFilterChain",
-			Filters: []*listener.Filter{b.tcpProxy(PassthroughCluster, PassthroughCluster)},
+			Filters: []*listener.Filter{b.tcpProxy(b.unknownDestinationCluster(), b.unknownDestinationCluster())},
 		},
 	}
 }
@@ -75,6 +75,8 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 		switch {
 		case s.proto.http():
 			httpCount++
+		case s.se != nil && len(b.serviceEntryChains(s)) > 0: // serviceentry.go
+			l.FilterChains = append(l.FilterChains, b.serviceEntryChains(s)...)
 		case s.ip.IsValid():
 			prefix := []*core.CidrRange{{AddressPrefix: s.ip.String(), PrefixLen: wrapperspb.UInt32(uint32(s.ip.BitLen()))}}
 			if s.proto == protoAuto {
@@ -122,9 +124,14 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 		fallback.Filters = b.outboundTCP(ipless[0])
 		ipless = nil
 	default:
-		fallback.Filters = []*listener.Filter{b.tcpProxy(PassthroughCluster, PassthroughCluster)}
+		fallback.Filters = []*listener.Filter{b.tcpProxy(b.unknownDestinationCluster(), b.unknownDestinationCluster())}
 	}
 	for _, s := range ipless {
+		if s.se != nil {
+			b.diag(severityWarning, &s.se.cfg.Meta, "spec.addresses",
+				"TCP port "+p+" is shared with other destinations and this ServiceEntry has no addresses: "+s.se.host+" is not reachable on it")
+			continue
+		}
 		what, traffic := "TCP port ", "its traffic"
 		if s.proto == protoAuto {
 			what, traffic = "undeclared-protocol port ", "its non-HTTP traffic"
@@ -133,6 +140,7 @@ func (b *builder) portListener(port uint32, svcs []outboundService) *listener.Li
 			what+p+" is shared with other Services and this Service has no ClusterIP: "+traffic+" is passed through to the original destination without mesh mTLS")
 	}
 	l.FilterChains = append(l.FilterChains, fallback)
+	b.finishPortListener(l, svcs)
 	return l
 }
 

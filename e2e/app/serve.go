@@ -23,6 +23,8 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 	httpPorts := fs.String("http-ports", "80", "comma-separated HTTP ports")
 	tcpPorts := fs.String("tcp-ports", "", "comma-separated TCP line-echo ports")
 	configPath := fs.String("config", "", "JSON file with forward, static and extAuthz")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS on the HTTP ports with this certificate chain (PEM); needs -tls-key")
+	tlsKey := fs.String("tls-key", "", "private key (PEM) of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -55,6 +57,14 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		httpLns = append(httpLns, ln)
 	}
+	if *tlsCert != "" || *tlsKey != "" {
+		wrapped, err := tlsListeners(httpLns, *tlsCert, *tlsKey)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		httpLns = wrapped
+	}
 	for _, p := range tp {
 		ln, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(p)))
 		if err != nil {
@@ -69,7 +79,7 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 // serve runs the HTTP and TCP servers on the given listeners until ctx ends.
 func serve(ctx context.Context, log *slog.Logger, cfg appConfig, httpLns, tcpLns []net.Listener) error {
 	srv := &http.Server{
-		Handler:           newHandler(cfg, newForwardClient()),
+		Handler:           withServerName(newHandler(cfg, newForwardClient())),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	// HTTP/1.1 and HTTP/2 without TLS (prior knowledge): gRPC clients (Envoy's

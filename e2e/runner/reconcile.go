@@ -37,7 +37,7 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 	}
 	// Stop pods that are gone or changed (a new injection decision, labels, ports).
 	for _, p := range w.mesh.Pods() {
-		if p == w.outside {
+		if p == w.outside || w.isExternal(p) {
 			continue
 		}
 		spec, ok := desired[p.Opts.Namespace+"/"+p.Opts.Name]

@@ -118,6 +118,9 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 	if w.outside, err = m.CreatePod(ctx, "outside", "client"); err != nil {
 		return setupFail(err)
 	}
+	if err := w.startExternals(ctx); err != nil {
+		return setupFail(err)
+	}
 	// wardend's first view fixes the trust domain it issues certificates for: it must
 	// already hold the scenario's MeshConfig.
 	if err := b.preload(ctx, w, w.meshConfigKeys()); err != nil {

@@ -51,6 +51,8 @@ type world struct {
 	input   *watch.Input      // the input built from objects (runner's own view)
 	dnat    map[string]bool   // "vip:port" installed
 	outside *harness.Pod
+	// externals are the external hosts' pods, by host name (external.go).
+	externals map[*harness.Pod]string
 	// trustDomain is the one wardend issues certificates for (its first view's).
 	trustDomain string
 }
@@ -389,6 +391,7 @@ func (w *world) hostsFor(in *watch.Input, ns string) map[string]string {
 			out[svc.Name] = vip
 		}
 	}
+	w.addExternalHosts(out)
 	return out
 }
 

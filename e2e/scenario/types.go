@@ -11,6 +11,8 @@ type Scenario struct {
 	Manifests []ManifestRef `json:"manifests,omitempty"`
 	// Apps configures the test app of a workload, keyed by `namespace/name`.
 	Apps map[string]App `json:"apps,omitempty"`
+	// Externals (format "egress") are hosts outside the mesh (external.go).
+	Externals []External `json:"externals,omitempty"`
 	// Steps run in order; every step has a name after loading.
 	Steps []Step `json:"steps"`
 

@@ -33,6 +33,7 @@ func validate(p *problems, sc *Scenario) {
 	for _, key := range sortedKeys(sc.Apps) {
 		validateApp(p, child("apps", key), key, sc.Apps[key])
 	}
+	validateExternals(p, sc.Externals, sc.Dir)
 	if len(sc.Steps) == 0 {
 		p.add("steps", "at least one step is required")
 	}
