@@ -65,8 +65,9 @@ spec: {mtls: {mode: STRICT}}
 }
 
 // startInjected starts wardend knowing the server and the clients (their pods are
-// created, not started), and runs the server from its injected spec.
-func startInjected(ctx context.Context, t *testing.T, clients ...string) (*injectedMesh, map[string]*harness.Pod) {
+// created, not started), and runs the server from its injected spec, passed through
+// layout when it is not nil.
+func startInjected(ctx context.Context, t *testing.T, layout func(*corev1.Pod) *corev1.Pod, clients ...string) (*injectedMesh, map[string]*harness.Pod) {
 	t.Helper()
 	m, err := harness.Start(ctx, harness.Options{Log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 	if err != nil {
@@ -106,6 +107,9 @@ func startInjected(ctx context.Context, t *testing.T, clients ...string) (*injec
 		Labels: map[string]string{"app": "server"}, HTTPPorts: []uint32{8080}, Sidecar: true}
 	if o.Injected, err = m.Inject(im.server, o, nil); err != nil {
 		t.Fatal(err)
+	}
+	if layout != nil {
+		o.Injected = layout(o.Injected)
 	}
 	if err := m.StartPod(ctx, im.server, o); err != nil {
 		im.fail("%v", err)
@@ -170,7 +174,7 @@ func (im *injectedMesh) firstRequest(ctx context.Context, p *harness.Pod, spec *
 func TestInjectedFirstRequest(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	im, pods := startInjected(ctx, t, "client", "early")
+	im, pods := startInjected(ctx, t, nil, "client", "early")
 
 	r, events := im.firstRequest(ctx, pods["client"], im.clientPod(t, pods["client"]))
 	if r.Status != 200 || !strings.Contains(r.Body, "URI=spiffe://cluster.local/ns/demo/sa/client") {
@@ -205,7 +209,7 @@ func TestInjectedFirstRequest(t *testing.T) {
 func TestInjectedStopInFlight(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	im, pods := startInjected(ctx, t, "client")
+	im, pods := startInjected(ctx, t, nil, "client")
 	m := im.m
 	client := pods["client"]
 	o := harness.PodOptions{Namespace: "demo", Name: "client", ServiceAccount: "client",
@@ -251,7 +255,7 @@ func TestInjectedStopInFlight(t *testing.T) {
 	}
 	<-stopped
 	ev := strings.Join(im.server.Kube.Events, "; ")
-	if !strings.HasSuffix(ev, "app containers stopped; sidecar "+inject.ContainerProxy+" stopped") {
+	if !strings.HasSuffix(ev, "containers stopped; sidecar "+inject.ContainerProxy+" stopped") {
 		t.Errorf("stop order: %s, want the app containers, then Envoy", ev)
 	}
 	t.Logf("in flight (%s) when the pod was told to stop; kubelet: %v", gauge, im.server.Kube.Events)

@@ -21,8 +21,10 @@ import (
 // Kubelet runs a Pod spec in an emulator pod as a kubelet would: volumes first, then
 // the init containers in order (each to completion; a native sidecar, restartPolicy
 // Always, is started and must pass its startupProbe before the next one starts), then
-// the app containers. Stop follows the kubelet's order for native sidecars: the app
-// containers first, then the sidecars in reverse order, each after its preStop hook.
+// the app containers (in order, none waiting for another: an ordinary container's
+// probes hold nothing back, and are not run). Stop follows the kubelet's order: the
+// ordinary containers first, all at once, then the native sidecars in reverse order,
+// each after its preStop hook.
 //
 // There is no mount namespace: a volume is a folder in the pod's directory, and a
 // container's mount paths in its command and arguments are rewritten to that folder
@@ -137,16 +139,24 @@ func (kl *Kubelet) Run(ctx context.Context, np *cluster.Pod, pod *corev1.Pod) (*
 	return kp, nil
 }
 
-// Stop stops the pod as the kubelet does when it is deleted: every app container gets
-// its preStop hook and SIGTERM, and the kubelet waits for them to exit; then each
-// native sidecar, in reverse start order, gets its preStop hook (Envoy's drain sleep)
-// and SIGTERM. Whatever outlives terminationGracePeriodSeconds is killed.
+// Stop stops the pod as the kubelet does when it is deleted: every ordinary container
+// (spec.containers) gets its preStop hook and then SIGTERM, all of them at once, and the
+// kubelet waits for them to exit; then each native sidecar, in reverse start order,
+// gets its preStop hook (Envoy's drain sleep) and SIGTERM. Whatever outlives
+// terminationGracePeriodSeconds is killed. A sidecar that is an ordinary container
+// (WithoutNativeSidecars) is therefore told to stop together with the app: only its
+// own preStop hook keeps it serving while the app finishes its requests.
 func (k *KubePod) Stop(ctx context.Context) {
 	grace := 30 * time.Second
 	if g := k.Spec.Spec.TerminationGracePeriodSeconds; g != nil {
 		grace = time.Duration(*g) * time.Second
 	}
 	deadline := time.Now().Add(grace)
+	var names []string
+	for _, c := range k.apps {
+		names = append(names, c.c.Name)
+	}
+	k.event("stopping containers %s at once", strings.Join(names, ", "))
 	done := make(chan struct{}, len(k.apps))
 	for _, c := range k.apps {
 		go func() { c.terminate(ctx, deadline); done <- struct{}{} }()
@@ -154,7 +164,7 @@ func (k *KubePod) Stop(ctx context.Context) {
 	for range k.apps {
 		<-done
 	}
-	k.event("app containers stopped")
+	k.event("containers stopped")
 	for i := len(k.sidecars) - 1; i >= 0; i-- {
 		k.sidecars[i].terminate(ctx, deadline)
 		k.event("sidecar %s stopped", k.sidecars[i].c.Name)
@@ -488,4 +498,40 @@ func expand(s string, vars map[string]string) string {
 		}
 	}
 	return b.String()
+}
+
+// WithoutNativeSidecars returns pod as a cluster without native sidecars would have to
+// run it (the layout of deploy/sidecar's fallback template, and of Istio's injection
+// before Kubernetes 1.29): every native sidecar (an init container with restartPolicy
+// Always) moved, without that policy, to the front of the ordinary containers. The
+// kubelet then starts it beside the app, and on stop sends every container its preStop
+// hook and SIGTERM at the same time.
+func WithoutNativeSidecars(pod *corev1.Pod) *corev1.Pod {
+	out := pod.DeepCopy()
+	var inits, sidecars []corev1.Container
+	for _, c := range out.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			c.RestartPolicy = nil
+			sidecars = append(sidecars, c)
+			continue
+		}
+		inits = append(inits, c)
+	}
+	out.Spec.InitContainers = inits
+	out.Spec.Containers = append(sidecars, out.Spec.Containers...)
+	return out
+}
+
+// WithoutPreStop returns pod with every container's preStop hook removed (for Envoy:
+// the termination drain).
+func WithoutPreStop(pod *corev1.Pod) *corev1.Pod {
+	out := pod.DeepCopy()
+	for _, cs := range [][]corev1.Container{out.Spec.InitContainers, out.Spec.Containers} {
+		for i := range cs {
+			if l := cs[i].Lifecycle; l != nil {
+				l.PreStop = nil
+			}
+		}
+	}
+	return out
 }
