@@ -103,6 +103,10 @@ type Mesh struct {
 	// Kubeconfig, when set before StartWardend, makes wardend serve that cluster
 	// (Kubernetes mode, --kubeconfig) instead of ConfigDir.
 	Kubeconfig string
+	// InjectAddr is the sidecar injection webhook's loopback address in Kubernetes mode
+	// (HTTPS, /inject): set before StartWardend to choose it, else a free port is
+	// picked. Pods it injects reach wardend's xDS at XDSAddr.
+	InjectAddr string
 	// Kubelet runs the pods started from an injected Pod spec (PodOptions.Injected);
 	// nil until the first one starts, then NewKubelet's, unless set before.
 	Kubelet *Kubelet
@@ -168,9 +172,17 @@ func (m *Mesh) StartWardend(ctx context.Context) error {
 	}
 	source := []string{"--config-dir", m.ConfigDir}
 	if m.Kubeconfig != "" {
-		// The injection webhook on an ephemeral loopback port: its default :15017 would
+		// The injection webhook on a free loopback port: its default :15017 would
 		// collide between runs in parallel.
-		source = []string{"--kubeconfig", m.Kubeconfig, "--inject-addr", "127.0.0.1:0"}
+		if m.InjectAddr == "" {
+			port, err := freePort()
+			if err != nil {
+				lf.Close()
+				return err
+			}
+			m.InjectAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		}
+		source = []string{"--kubeconfig", m.Kubeconfig, "--inject-addr", m.InjectAddr, "--inject-xds-address", m.XDSAddr}
 	}
 	args := append(source, "--state-dir", m.StateDir,
 		"--xds-addr", m.XDSAddr, "--debug-addr", m.DebugAddr, "--metrics-addr", "127.0.0.1:0", "--replica", "wardend-0", "--log-level", "debug")

@@ -102,39 +102,8 @@ func TestSidecarInjectorInKubernetesMode(t *testing.T) {
 	}
 	p.end()
 
-	mwcs := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
-	caBundleIs := func(want []byte) func() error {
-		return func() error {
-			mwc, err := mwcs.Get(ctx, "warden-sidecar-injector", metav1.GetOptions{})
-			if err != nil {
-				return err
-			}
-			for _, wh := range mwc.Webhooks {
-				if !bytes.Equal(wh.ClientConfig.CABundle, want) {
-					return fmt.Errorf("webhook %s caBundle is %d bytes, not the mesh root", wh.Name, len(wh.ClientConfig.CABundle))
-				}
-			}
-			return nil
-		}
-	}
-
 	p = begin(t, "wardend sets the deploy/ webhook's empty caBundle, and restores a wrong one on a URL webhook")
-	waitFor(t, ctx, 30*time.Second, "caBundle = mesh root", caBundleIs(root))
-	// The API server here has no route to the Service wardend: point the webhook at
-	// wardend's loopback port, with a wrong bundle (the API server's own CA).
-	mwc, err := mwcs.Get(ctx, "warden-sidecar-injector", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(mwc.Webhooks) != 1 {
-		t.Fatalf("deploy/40-injector.yaml has %d webhooks, want 1", len(mwc.Webhooks))
-	}
-	mwc.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{
-		URL: ptr.To("https://" + w.inject + "/inject"), CABundle: env.CAPEM()}
-	if _, err := mwcs.Update(ctx, mwc, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, ctx, 30*time.Second, "wardend to restore the overwritten caBundle", caBundleIs(root))
+	webhookByURL(t, ctx, env, w.inject, root)
 	p.end()
 
 	warned := &warnings{}
@@ -257,7 +226,7 @@ func TestSidecarInjectorInKubernetesMode(t *testing.T) {
 	if bytes.Equal(root, root2) {
 		t.Fatal("the restarted wardend kept the old root")
 	}
-	waitFor(t, ctx, 30*time.Second, "caBundle = new mesh root", caBundleIs(root2))
+	waitFor(t, ctx, 30*time.Second, "caBundle = new mesh root", caBundleIs(ctx, env, root2))
 	for _, ns := range []string{"inj", "plain", "later", "default"} {
 		waitFor(t, ctx, 30*time.Second, ns+"/warden-ca-root = new root", rootConfigMapIs(ctx, env, ns, root2))
 	}
@@ -267,6 +236,46 @@ func TestSidecarInjectorInKubernetesMode(t *testing.T) {
 	})
 	checkInjected(t, pod)
 	p.end()
+}
+
+// caBundleIs checks every webhook of deploy/'s MutatingWebhookConfiguration trusts want.
+func caBundleIs(ctx context.Context, env *kubeenv.Env, want []byte) func() error {
+	return func() error {
+		mwc, err := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "warden-sidecar-injector", metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		for _, wh := range mwc.Webhooks {
+			if !bytes.Equal(wh.ClientConfig.CABundle, want) {
+				return fmt.Errorf("webhook %s caBundle is %d bytes, not the mesh root", wh.Name, len(wh.ClientConfig.CABundle))
+			}
+		}
+		return nil
+	}
+}
+
+// webhookByURL waits until wardend has set the caBundle of deploy/40-injector.yaml's
+// webhook to the mesh root, then points the webhook at wardend's webhook address addr
+// by URL (the API server here has no route to the Service wardend) with a wrong bundle,
+// the API server's own CA, and waits until wardend has restored the root: from then
+// on the API server calls wardend for every Pod it is to inject.
+func webhookByURL(t *testing.T, ctx context.Context, env *kubeenv.Env, addr string, root []byte) {
+	t.Helper()
+	waitFor(t, ctx, 30*time.Second, "caBundle = mesh root", caBundleIs(ctx, env, root))
+	mwcs := env.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
+	mwc, err := mwcs.Get(ctx, "warden-sidecar-injector", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mwc.Webhooks) != 1 {
+		t.Fatalf("deploy/40-injector.yaml has %d webhooks, want 1", len(mwc.Webhooks))
+	}
+	mwc.Webhooks[0].ClientConfig = admissionregistrationv1.WebhookClientConfig{
+		URL: ptr.To("https://" + addr + "/inject"), CABundle: env.CAPEM()}
+	if _, err := mwcs.Update(ctx, mwc, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 30*time.Second, "wardend to restore the overwritten caBundle", caBundleIs(ctx, env, root))
 }
 
 // appPod is one application container with a named port and an httpGet readiness

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"time"
-
-	corev1 "k8s.io/api/core/v1"
 
 	"github.com/wardenmesh/warden/e2e/harness"
 	"github.com/wardenmesh/warden/inject"
@@ -30,18 +27,7 @@ func setUpInject(m *harness.Mesh, b backend, w *world) error {
 	}
 	if kb, ok := b.(*kubeBackend); ok {
 		root = func(context.Context) ([]byte, error) { return os.ReadFile(kb.root) }
-		kl.Token = func(ctx context.Context, pod *corev1.Pod, src *corev1.ServiceAccountTokenProjection) ([]byte, error) {
-			ttl := credentialTTL
-			if src.ExpirationSeconds != nil {
-				ttl = time.Duration(*src.ExpirationSeconds) * time.Second
-			}
-			var aud []string
-			if src.Audience != "" {
-				aud = []string{src.Audience}
-			}
-			tok, err := kb.env.Token(ctx, pod.Namespace, pod.Spec.ServiceAccountName, aud, pod, ttl)
-			return []byte(tok), err
-		}
+		kl.Token = kb.env.ProjectedToken
 	}
 	cm := m.InjectConfig().RootConfigMap
 	kl.ConfigMap = func(ctx context.Context, ns, name string) (map[string]string, error) {
