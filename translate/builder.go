@@ -25,7 +25,9 @@ type builder struct {
 	in      *watch.Input
 	err     error
 	secrets bool
-	diags   []watch.Diagnostic
+	// credentials are the kubernetes://<credentialName> SDS names gateway servers use.
+	credentials []string
+	diags       []watch.Diagnostic
 	// w is the workload whose inbound side is built (nil for shared outbound
 	// builders); authz its AuthorizationPolicies, resolved on first use.
 	w     *watch.Workload
