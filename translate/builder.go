@@ -27,6 +27,7 @@ type builder struct {
 	secrets bool
 	// credentials are the kubernetes://<credentialName> SDS names gateway servers use.
 	credentials []string
+	refusing    bool // a gateway chain refuses connections (needs BlackHoleCluster)
 	diags       []watch.Diagnostic
 	// w is the workload whose inbound side is built (nil for shared outbound
 	// builders); authz its AuthorizationPolicies, resolved on first use.

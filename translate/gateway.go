@@ -62,6 +62,9 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	clusters = validated(&diags, clusters)
 
 	ob := x.outboundFor(w.Namespace, w.PodLabels)
+	if b.refusing && len(listeners) > 0 && !slices.ContainsFunc(ob.clusters, func(c types.Resource) bool { return resourceName(c) == BlackHoleCluster }) {
+		clusters = sortedByName(append(clusters, b.blackHoleCluster(BlackHoleCluster)))
+	}
 	out := &Output{
 		Listeners:   sortedByName(listeners),
 		Routes:      sortedByName(routes),

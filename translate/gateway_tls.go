@@ -122,8 +122,10 @@ func (b *builder) gatewayTLSListener(port uint32, w *watch.Workload, servers []g
 }
 
 // refusingChain accepts a connection and closes it: a network RBAC filter without
-// policies allows nothing. No TLS is offered, so a handshake fails.
+// policies allows nothing, and the terminal tcp_proxy goes to BlackHoleCluster,
+// which has no endpoints. No TLS is offered, so a handshake fails.
 func (b *builder) refusingChain(name string, match *listener.FilterChainMatch) *listener.FilterChain {
+	b.refusing = true
 	return &listener.FilterChain{
 		Name:             name,
 		FilterChainMatch: match,
@@ -133,7 +135,7 @@ func (b *builder) refusingChain(name string, match *listener.FilterChainMatch) *
 				StatPrefix: "gateway_refused_",
 				Rules:      &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW},
 			})},
-		}},
+		}, b.tcpProxy("gateway_refused_", BlackHoleCluster)},
 	}
 }
 
