@@ -32,6 +32,9 @@ type kubeOptions struct {
 	reviewTTL         time.Duration
 	reviewNegativeTTL time.Duration
 	reviewCacheSize   int
+	// secretNamespaces are the namespaces whose Secrets wardend watches for gateway
+	// credentialName (deploy/20-rbac.yaml grants exactly these).
+	secretNamespaces []string
 	// metrics, when set, receives the TokenReview cache's metrics (wardend's /metrics registry).
 	metrics prometheus.Registerer
 }
@@ -43,6 +46,7 @@ func addKubeFlags(f *pflag.FlagSet, k *kubeOptions) {
 	f.IntVar(&k.burst, "kube-api-burst", 200, "burst of queries to the Kubernetes API server above --kube-api-qps")
 	f.DurationVar(&k.reviewTTL, "token-review-cache-ttl", xds.DefaultTokenReviewTTL, "longest time a TokenReview that authenticated a token is reused (never past the token's exp); 0 disables")
 	f.IntVar(&k.reviewCacheSize, "token-review-cache-size", xds.DefaultTokenReviewCacheSize, "most TokenReview answers kept (least recently used evicted first); 0 disables the cache")
+	f.StringSliceVar(&k.secretNamespaces, "gateway-secret-namespaces", []string{"istio-system"}, "namespaces of ingress gateways whose Secrets wardend watches for Gateway credentialName (Kubernetes mode; RBAC: a Role per namespace, see deploy/20-rbac.yaml); empty: none")
 	f.DurationVar(&k.reviewNegativeTTL, "token-review-negative-ttl", xds.DefaultTokenReviewNegativeTTL, "how long a token the API server refused is refused without asking again; 0 disables")
 }
 
@@ -148,7 +152,7 @@ func newKubeSource(o options, log *slog.Logger) (source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kube.New(c.client, c.dyn, log, kube.WithComponent("wardend")), nil
+	return kube.New(c.client, c.dyn, log, kube.WithComponent("wardend"), kube.WithSecretNamespaces(o.kube.secretNamespaces...)), nil
 }
 
 // loadKubeTrust loads the mesh CA and the bootstrap-token key from Secrets in wardend's

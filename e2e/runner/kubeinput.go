@@ -69,6 +69,12 @@ func clusterInput(ctx context.Context, env *kubeenv.Env, prev *watch.Input) (*wa
 	if err := add(v1.WithKind("ConfigMap"), cmList, err); err != nil {
 		return nil, err
 	}
+	// gateway credentials: wardend watches Secrets in --gateway-secret-namespaces,
+	// istio-system by default
+	secList, err := core.Secrets(watch.MeshConfigNamespace).List(ctx, all)
+	if err := add(v1.WithKind("Secret"), secList, err); err != nil {
+		return nil, err
+	}
 	for _, r := range kube.IstioResources {
 		l, err := env.Dynamic.Resource(r.GVR).List(ctx, all)
 		if err := add(r.GVR.GroupVersion().WithKind(r.Kind), l, err); err != nil {
