@@ -75,8 +75,8 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	if b.secrets || ob.secrets {
 		out.SecretNames = []string{SecretRootCA, SecretDefault}
 	}
-	if len(listeners) > 0 && len(b.credentials) > 0 {
-		creds := slices.Clone(b.credentials)
+	if len(listeners) > 0 && len(b.credentials)+len(ob.credentials) > 0 {
+		creds := append(slices.Clone(b.credentials), ob.credentials...)
 		slices.Sort(creds)
 		out.SecretNames = append(out.SecretNames, slices.Compact(creds)...)
 	}

@@ -12,9 +12,9 @@ import (
 // gatewayCredentials resolves the credentialName SDS names a gateway's configuration
 // uses (kubernetes://<name>, kubernetes://<name>-cacert) to Secrets of ns, the
 // namespace the proxy's credential proves, never one a Gateway object or the node
-// message names. It is only called for a proxy translated as a gateway: a sidecar is
-// never given a credential, and go-control-plane answers no SDS name that is not in
-// a proxy's snapshot, so asking for one gets nothing. Names that cannot be served are
+// message names. It is called for a proxy translated as a gateway; a sidecar gets only
+// its DestinationRules' credentials (clientCredentials). go-control-plane answers no
+// SDS name that is not in a proxy's snapshot, so asking for another gets nothing. Names that cannot be served are
 // left out: translation already replaced their servers by refusing chains.
 func gatewayCredentials(in *watch.Input, ns string, names []string) map[string]*tlsv3.Secret {
 	out := map[string]*tlsv3.Secret{}

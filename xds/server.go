@@ -286,6 +286,8 @@ func (s *Server) rebuild(id string) (bool, error) {
 	}
 	if tp.Gateway {
 		sec.Credentials = gatewayCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
+	} else {
+		sec.Credentials = clientCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
 	}
 	b, err := buildSnapshot(out, sec, rc)
 	if err != nil {
