@@ -30,9 +30,9 @@ type builder struct {
 	credentials []string
 	// credNS is the namespace whose Secrets a DestinationRule's credentialName names:
 	// the client proxy's (set when a cluster is built for one namespace, see clusterKey).
-	credNS string
-	refusing    bool // a gateway chain refuses connections (needs BlackHoleCluster)
-	diags       []watch.Diagnostic
+	credNS   string
+	refusing bool // a gateway chain refuses connections (needs BlackHoleCluster)
+	diags    []watch.Diagnostic
 	// w is the workload whose inbound side is built (nil for shared outbound
 	// builders); authz its AuthorizationPolicies, resolved on first use.
 	w     *watch.Workload
