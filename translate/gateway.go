@@ -75,8 +75,13 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	if b.secrets || ob.secrets {
 		out.SecretNames = []string{SecretRootCA, SecretDefault}
 	}
-	if len(listeners) > 0 && len(b.credentials)+len(ob.credentials) > 0 {
-		creds := append(slices.Clone(b.credentials), ob.credentials...)
+	// The outbound clusters' DestinationRule credentials are referenced whether or not
+	// the gateway has listeners.
+	creds := slices.Clone(ob.credentials)
+	if len(listeners) > 0 {
+		creds = append(creds, b.credentials...)
+	}
+	if len(creds) > 0 {
 		slices.Sort(creds)
 		out.SecretNames = append(out.SecretNames, slices.Compact(creds)...)
 	}
