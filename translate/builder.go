@@ -25,7 +25,14 @@ type builder struct {
 	in      *watch.Input
 	err     error
 	secrets bool
-	diags   []watch.Diagnostic
+	// credentials are the kubernetes://<credentialName> SDS names gateway servers and
+	// DestinationRule TLS origination use.
+	credentials []string
+	// credNS is the namespace whose Secrets a DestinationRule's credentialName names:
+	// the client proxy's (set when a cluster is built for one namespace, see clusterKey).
+	credNS   string
+	refusing bool // a gateway chain refuses connections (needs BlackHoleCluster)
+	diags    []watch.Diagnostic
 	// w is the workload whose inbound side is built (nil for shared outbound
 	// builders); authz its AuthorizationPolicies, resolved on first use.
 	w     *watch.Workload

@@ -90,19 +90,18 @@ func typedSANs(names []string) []*tlsv3.SubjectAltNameMatcher {
 	return out
 }
 
-// originateTLS is SIMPLE or MUTUAL TLS with certificates from files on the proxy.
+// originateTLS is SIMPLE or MUTUAL TLS with certificates from files on the proxy, or
+// from a Kubernetes Secret named by credentialName (originateTLSFromSecret).
 //
-// credentialName (certificates from a Kubernetes Secret) is for gateways; on a sidecar
-// Warden cannot honour it, and a MUTUAL rule without a client certificate cannot be
-// honoured either. Both fail closed: the cluster gets no endpoints, so requests fail
-// instead of silently going out in plaintext or with weaker TLS than asked for.
+// A MUTUAL rule without a client certificate cannot be honoured, nor can a
+// credentialName whose Secret is missing or unusable. Both fail closed: the cluster
+// gets no endpoints, so requests fail instead of silently going out in plaintext or
+// with weaker TLS than asked for.
 func (b *builder) originateTLS(dr *drRule, field string, tls *networking.ClientTLSSettings, fqdn string) clusterSecurity {
 	mutual := tls.GetMode() == networking.ClientTLSSettings_MUTUAL
 	switch {
 	case tls.GetCredentialName() != "":
-		b.diag(severityError, &dr.cfg.Meta, field+".credentialName",
-			"credentialName is not supported for sidecars (use file paths): traffic to "+fqdn+" is blocked")
-		return clusterSecurity{blocked: true}
+		return b.originateTLSFromSecret(dr, field, tls, fqdn)
 	case mutual && (tls.GetClientCertificate() == "" || tls.GetPrivateKey() == ""):
 		b.diag(severityError, &dr.cfg.Meta, field,
 			"MUTUAL needs clientCertificate and privateKey: traffic to "+fqdn+" is blocked")
@@ -141,4 +140,87 @@ func (b *builder) originateTLS(dr *drRule, field string, tls *networking.ClientT
 
 func fileSource(path string) *core.DataSource {
 	return &core.DataSource{Specifier: &core.DataSource_Filename{Filename: path}}
+}
+
+// originateTLSFromSecret is SIMPLE or MUTUAL TLS origination with credentialName: as
+// in Istio, the Secret is read in the namespace of the client proxy (b.credNS), never
+// the DestinationRule's, and served to it over SDS as kubernetes://<name> (tls.crt,
+// tls.key: MUTUAL only) and kubernetes://<name>-cacert (ca.crt of the Secret, else a
+// Secret <name>-cacert: the CA that verifies the server, unless insecureSkipVerify).
+// xds resolves those names in the proxy's proven namespace, and only the names of
+// clusters in the proxy's own snapshot. A Secret that is missing or unusable blocks
+// the cluster, with an error naming the rule, the field and the Secret.
+func (b *builder) originateTLSFromSecret(dr *drRule, field string, t *networking.ClientTLSSettings, fqdn string) clusterSecurity {
+	cred, ns := t.GetCredentialName(), b.credNS
+	block := func(why string) clusterSecurity {
+		b.diag(severityError, &dr.cfg.Meta, field+".credentialName", why+": traffic to "+fqdn+" is blocked")
+		return clusterSecurity{blocked: true}
+	}
+	switch {
+	case ns == "":
+		return block("credentialName " + cred + ": no client namespace to read it in")
+	case strings.ContainsAny(cred, "/:"):
+		return block("credentialName " + cred + " is not a Secret name (a sidecar reads Secrets of its own namespace only)")
+	}
+	if t.GetClientCertificate() != "" || t.GetPrivateKey() != "" || t.GetCaCertificates() != "" {
+		b.diag(severityWarning, &dr.cfg.Meta, field+".credentialName",
+			"credentialName is set: clientCertificate, privateKey and caCertificates are ignored")
+	}
+	sni := t.GetSni()
+	if sni == "" {
+		sni = fqdn
+	}
+	common := &tlsv3.CommonTlsContext{TlsParams: meshTLSParams()}
+	if t.GetMode() == networking.ClientTLSSettings_MUTUAL {
+		if why := b.clientSecretProblem(ns, cred, false); why != "" {
+			return block(why)
+		}
+		name := watch.CredentialPrefix + cred
+		common.TlsCertificateSdsSecretConfigs = []*tlsv3.SdsSecretConfig{sdsSecret(name)}
+		b.credentials = append(b.credentials, name)
+	}
+	if !t.GetInsecureSkipVerify().GetValue() {
+		if why := b.clientSecretProblem(ns, cred, true); why != "" {
+			return block(why)
+		}
+		sans := t.GetSubjectAltNames()
+		if len(sans) == 0 {
+			sans = []string{sni}
+		}
+		check := &tlsv3.CertificateValidationContext{MatchTypedSubjectAltNames: typedSANs(sans)}
+		if crl := t.GetCaCrl(); crl != "" {
+			check.Crl = fileSource(crl)
+		}
+		name := watch.CredentialPrefix + cred + watch.CACertSuffix
+		common.ValidationContextType = &tlsv3.CommonTlsContext_CombinedValidationContext{
+			CombinedValidationContext: &tlsv3.CommonTlsContext_CombinedCertificateValidationContext{
+				DefaultValidationContext:         check,
+				ValidationContextSdsSecretConfig: sdsSecret(name),
+			},
+		}
+		b.credentials = append(b.credentials, name)
+	}
+	return clusterSecurity{socket: b.tlsSocket(&tlsv3.UpstreamTlsContext{Sni: sni, CommonTlsContext: common})}
+}
+
+// clientSecretProblem says why the Secret cred of namespace ns cannot give a client
+// its certificate and key (or, with ca, the CA that verifies the server); "" when it can.
+func (b *builder) clientSecretProblem(ns, cred string, ca bool) string {
+	name := watch.CredentialPrefix + cred
+	what := "client certificate and key (tls.crt, tls.key)"
+	if ca {
+		name += watch.CACertSuffix
+		what = "CA (ca.crt, or a Secret " + cred + watch.CACertSuffix + ")"
+	}
+	if _, _, ok := b.in.SecretFor(ns, name); ok {
+		return ""
+	}
+	why := "no Secret " + ns + "/" + cred
+	if sec := b.in.Secrets[ns+"/"+cred]; sec != nil {
+		why = "Secret " + ns + "/" + cred + " has no usable " + what
+		if sec.Err != "" {
+			why += ": " + sec.Err
+		}
+	}
+	return why + " (a sidecar reads credentialName Secrets in its own namespace, " + ns + ")"
 }

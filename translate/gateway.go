@@ -21,6 +21,7 @@ import (
 type gatewayServer struct {
 	gw     *watch.Config[*networking.Gateway]
 	server *networking.Server
+	field  string // spec.servers[i], for diagnostics
 }
 
 // translateGateway computes the resources of an ingress gateway: a listener bound to
@@ -40,6 +41,11 @@ func (x *Index) translateGateway(p Proxy) *Output {
 
 	var listeners, routes, clusters []types.Resource
 	for _, port := range ports {
+		if slices.ContainsFunc(byPort[port], func(s gatewayServer) bool { return isTLSServer(s.server) }) {
+			l, rs := b.gatewayTLSListener(port, w, byPort[port])
+			listeners, routes = append(listeners, l), append(routes, rs...)
+			continue
+		}
 		listeners = append(listeners, b.gatewayListener(port, w))
 		routes = append(routes, b.gatewayRoute(port, byPort[port]))
 	}
@@ -56,6 +62,9 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	clusters = validated(&diags, clusters)
 
 	ob := x.outboundFor(w.Namespace, w.PodLabels)
+	if b.refusing && len(listeners) > 0 && !slices.ContainsFunc(ob.clusters, func(c types.Resource) bool { return resourceName(c) == BlackHoleCluster }) {
+		clusters = sortedByName(append(clusters, b.blackHoleCluster(BlackHoleCluster)))
+	}
 	out := &Output{
 		Listeners:   sortedByName(listeners),
 		Routes:      sortedByName(routes),
@@ -65,6 +74,16 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	}
 	if b.secrets || ob.secrets {
 		out.SecretNames = []string{SecretRootCA, SecretDefault}
+	}
+	// The outbound clusters' DestinationRule credentials are referenced whether or not
+	// the gateway has listeners.
+	creds := slices.Clone(ob.credentials)
+	if len(listeners) > 0 {
+		creds = append(creds, b.credentials...)
+	}
+	if len(creds) > 0 {
+		slices.Sort(creds)
+		out.SecretNames = append(out.SecretNames, slices.Compact(creds)...)
 	}
 	return out
 }
@@ -88,10 +107,10 @@ func (b *builder) gatewayServers(w *watch.Workload) map[uint32][]gatewayServer {
 		for i, s := range gw.Spec.GetServers() {
 			field := "spec.servers[" + strconv.Itoa(i) + "]"
 			switch strings.ToUpper(s.GetPort().GetProtocol()) {
-			case "HTTP", "HTTP2", "GRPC":
+			case "HTTP", "HTTP2", "GRPC", "HTTPS", "TLS":
 			default:
 				b.diag(severityWarning, &gw.Meta, field+".port.protocol",
-					"protocol "+s.GetPort().GetProtocol()+" is not supported on gateways (only HTTP): server ignored")
+					"protocol "+s.GetPort().GetProtocol()+" is not supported on gateways (only HTTP, HTTPS and TLS): server ignored")
 				continue
 			}
 			port := s.GetPort().GetNumber()
@@ -99,7 +118,7 @@ func (b *builder) gatewayServers(w *watch.Workload) map[uint32][]gatewayServer {
 				b.diag(severityError, &gw.Meta, field+".port.number", "port must be in 1..65535: server ignored")
 				continue
 			}
-			out[port] = append(out[port], gatewayServer{gw: gw, server: s})
+			out[port] = append(out[port], gatewayServer{gw: gw, server: s, field: field})
 		}
 	}
 	if len(out) == 0 {
@@ -118,6 +137,20 @@ func gatewayRouteName(port uint32) string { return "http." + strconv.FormatUint(
 func (b *builder) gatewayListener(port uint32, w *watch.Workload) *listener.Listener {
 	p := strconv.FormatUint(uint64(port), 10)
 	name := "0.0.0.0_" + p
+	return &listener.Listener{
+		Name:             name,
+		Address:          socketAddress("0.0.0.0", port),
+		TrafficDirection: core.TrafficDirection_OUTBOUND,
+		FilterChains: []*listener.FilterChain{{
+			Name:    name,
+			Filters: []*listener.Filter{b.gatewayHCM(name, gatewayRouteName(port), w)},
+		}},
+	}
+}
+
+// gatewayHCM is the HTTP connection manager of a gateway listener (stat prefix
+// outbound_<listener>), routed by RDS routeName.
+func (b *builder) gatewayHCM(name, routeName string, w *watch.Workload) *listener.Filter {
 	filters := slices.Clone(b.gatewayHTTPFilters(w))
 	filters = append(filters, &hcm.HttpFilter{
 		Name:       wellknown.Router,
@@ -127,7 +160,7 @@ func (b *builder) gatewayListener(port uint32, w *watch.Workload) *listener.List
 		StatPrefix: "outbound_" + name,
 		CodecType:  hcm.HttpConnectionManager_AUTO,
 		RouteSpecifier: &hcm.HttpConnectionManager_Rds{Rds: &hcm.Rds{
-			ConfigSource: adsSource(), RouteConfigName: gatewayRouteName(port),
+			ConfigSource: adsSource(), RouteConfigName: routeName,
 		}},
 		HttpFilters:                  filters,
 		NormalizePath:                boolValue(true),
@@ -135,17 +168,9 @@ func (b *builder) gatewayListener(port uint32, w *watch.Workload) *listener.List
 		UseRemoteAddress:             boolValue(true),
 		ForwardClientCertDetails:     hcm.HttpConnectionManager_SANITIZE,
 	}
-	return &listener.Listener{
-		Name:             name,
-		Address:          socketAddress("0.0.0.0", port),
-		TrafficDirection: core.TrafficDirection_OUTBOUND,
-		FilterChains: []*listener.FilterChain{{
-			Name: name,
-			Filters: []*listener.Filter{{
-				Name:       wellknown.HTTPConnectionManager,
-				ConfigType: &listener.Filter_TypedConfig{TypedConfig: b.any(m)},
-			}},
-		}},
+	return &listener.Filter{
+		Name:       wellknown.HTTPConnectionManager,
+		ConfigType: &listener.Filter_TypedConfig{TypedConfig: b.any(m)},
 	}
 }
 
@@ -162,8 +187,13 @@ func (b *builder) gatewayHTTPFilters(w *watch.Workload) []*hcm.HttpFilter {
 // plays no part in choosing the virtual host: a gateway behind a load balancer or
 // node port cannot know which port the client wrote.
 func (b *builder) gatewayRoute(port uint32, servers []gatewayServer) *route.RouteConfiguration {
+	return b.gatewayRouteNamed(gatewayRouteName(port), port, servers)
+}
+
+// gatewayRouteNamed is gatewayRoute under another RDS name (an HTTPS server's).
+func (b *builder) gatewayRouteNamed(name string, port uint32, servers []gatewayServer) *route.RouteConfiguration {
 	return &route.RouteConfiguration{
-		Name:                     gatewayRouteName(port),
+		Name:                     name,
 		VirtualHosts:             b.gatewayVirtualHosts(port, servers),
 		ValidateClusters:         boolValue(false),
 		IgnorePortInHostMatching: true,

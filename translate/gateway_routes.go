@@ -57,6 +57,10 @@ func (b *builder) gatewayVirtualHosts(port uint32, servers []gatewayServer) []*r
 		}
 		for i, vs := range gh.vs {
 			vh.Routes = append(vh.Routes, b.vsRoutes(vs, gh.server[i], port)...)
+			// httpsRedirect: Envoy answers 301 to https (Istio sets RequireTls ALL).
+			if gh.server[i].server.GetTls().GetHttpsRedirect() && !isTLSServer(gh.server[i].server) {
+				vh.RequireTls = route.VirtualHost_ALL
+			}
 		}
 		out = append(out, vh)
 	}

@@ -31,8 +31,11 @@ type outboundSet struct {
 	clusters  []types.Resource
 	endpoints []types.Resource
 	secrets   bool
-	diags     []watch.Diagnostic
-	key       string // Parts.SharedKey: the outbound view's key in its Index
+	// credentials are the kubernetes://<credentialName> SDS names of the
+	// DestinationRules' TLS origination, Secrets of the proxy namespace.
+	credentials []string
+	diags       []watch.Diagnostic
+	key         string // Parts.SharedKey: the outbound view's key in its Index
 }
 
 // outboundPorts groups the proxied ports of every Service except headless ones
@@ -89,13 +92,16 @@ func (x *Index) buildOutbound(proxyNS string, labels map[string]string) *outboun
 		if s.se != nil {
 			e = x.serviceEntryCluster(s, proxyNS, x.dr.lookup(proxyNS, labels, s.se.cfg.Namespace, s.fqdn))
 		} else {
-			e = x.serviceCluster(s, x.dr.lookup(proxyNS, labels, s.svc.Namespace, s.fqdn))
+			e = x.serviceCluster(s, proxyNS, x.dr.lookup(proxyNS, labels, s.svc.Namespace, s.fqdn))
 		}
 		clusters = append(clusters, e.cluster...)
 		set.endpoints = append(set.endpoints, e.endpoints...)
 		set.diags = append(set.diags, e.diags...)
 		set.secrets = set.secrets || e.secrets
+		set.credentials = append(set.credentials, e.credentials...)
 	}
+	slices.Sort(set.credentials)
+	set.credentials = slices.Compact(set.credentials)
 	set.clusters = mergeByName(shared.clusters, clusters)
 	for _, port := range x.ports {
 		var vhosts []*route.VirtualHost
@@ -151,16 +157,32 @@ type clusterEntry struct {
 	endpoints []types.Resource
 	diags     []watch.Diagnostic
 	secrets   bool
+	// credentials are the SDS names of credentialName Secrets the cluster uses.
+	credentials []string
 }
 
+// clusterKey is what a built cluster depends on: its name, the DestinationRule that
+// applies and, only when that rule's TLS for the port names a credentialName, the
+// proxy namespace, whose Secret it is.
 type clusterKey struct {
 	name string
 	dr   *drRule
+	ns   string
 }
 
-func (x *Index) serviceCluster(s outboundService, dr *drRule) *clusterEntry {
-	return cached(&x.mu, x.clusters, clusterKey{s.cluster, dr}, func() *clusterEntry {
+func newClusterKey(name string, port uint32, dr *drRule, proxyNS string) clusterKey {
+	k := clusterKey{name: name, dr: dr}
+	if t, _ := dr.tlsFor(port); t.GetCredentialName() != "" {
+		k.ns = proxyNS
+	}
+	return k
+}
+
+func (x *Index) serviceCluster(s outboundService, proxyNS string, dr *drRule) *clusterEntry {
+	key := newClusterKey(s.cluster, s.port.Port, dr, proxyNS)
+	return cached(&x.mu, x.clusters, key, func() *clusterEntry {
 		b := newBuilder(x)
+		b.credNS = key.ns
 		e := &clusterEntry{}
 		sec := b.clusterSecurity(s.svc, s.port, s.fqdn, s.proto != protoTCP, dr)
 		if sec.blocked {
@@ -173,7 +195,7 @@ func (x *Index) serviceCluster(s outboundService, dr *drRule) *clusterEntry {
 			e.cluster = []types.Resource{c}
 			e.endpoints = []types.Resource{b.loadAssignment(s.cluster, s.svc, s.port, sec.autoMTLS)}
 		}
-		e.diags, e.secrets = b.diags, b.secrets
+		e.diags, e.secrets, e.credentials = b.diags, b.secrets, b.credentials
 		if b.err != nil {
 			e.diags = append(e.diags, translationError("cluster "+s.cluster, b.err))
 			e.cluster, e.endpoints = nil, nil

@@ -283,8 +283,10 @@ func (x *Index) serviceEntryCluster(s outboundService, proxyNS string, dr *drRul
 		}
 		return &clusterEntry{cluster: validated(new([]watch.Diagnostic), []types.Resource{c})}
 	}
-	return cached(&x.mu, x.clusters, clusterKey{s.cluster, dr}, func() *clusterEntry {
+	key := newClusterKey(s.cluster, s.port.Port, dr, proxyNS)
+	return cached(&x.mu, x.clusters, key, func() *clusterEntry {
 		b := newBuilder(x)
+		b.credNS = key.ns
 		e := &clusterEntry{}
 		sec := b.serviceEntrySecurity(s, dr)
 		if sec.blocked {
@@ -298,7 +300,7 @@ func (x *Index) serviceEntryCluster(s outboundService, proxyNS string, dr *drRul
 				e.endpoints = []types.Resource{cla}
 			}
 		}
-		e.diags, e.secrets = b.diags, b.secrets
+		e.diags, e.secrets, e.credentials = b.diags, b.secrets, b.credentials
 		if b.err != nil {
 			e.diags = append(e.diags, translationError("cluster "+s.cluster, b.err))
 			e.cluster, e.endpoints = nil, nil

@@ -67,6 +67,7 @@ func (x *Index) Translate(p Proxy) *Output {
 	if b.secrets || ob.secrets {
 		out.SecretNames = []string{SecretRootCA, SecretDefault}
 	}
+	out.SecretNames = append(out.SecretNames, ob.credentials...)
 	return out
 }
 

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"fmt"
+	"strings"
 
 	networking "istio.io/api/networking/v1alpha3"
 
@@ -25,6 +26,12 @@ type EgressHostView struct {
 	Resolution string `json:"resolution"`
 	Protocol   string `json:"protocol,omitempty"`
 	TLS        string `json:"tls"` // "plaintext", "auto mTLS" or the DestinationRule's mode
+	// With a DestinationRule's SIMPLE or MUTUAL origination: the SNI sent, where the
+	// certificates come from ("files", or "Secret <ns>/<name>" of credentialName, always
+	// of the workload's own namespace), and why the host is blocked when it is.
+	SNI          string `json:"sni,omitempty"`
+	Certificates string `json:"certificates,omitempty"`
+	Blocked      string `json:"blocked,omitempty"`
 }
 
 // namespace is the namespace of the Service or ServiceEntry behind s.
@@ -49,19 +56,56 @@ func (x *Index) egressView(w *watch.Workload, refs map[string]bool) *EgressView 
 		if s.se.cfg.Spec.GetLocation() == networking.ServiceEntry_MESH_INTERNAL {
 			tls = "auto mTLS"
 		}
-		if r := x.dr.lookup(w.Namespace, w.PodLabels, s.se.cfg.Namespace, s.fqdn); r != nil {
-			if t, _ := r.tlsFor(s.port.Port); t != nil {
-				tls = t.GetMode().String() + " (" + r.cfg.Key() + ")"
-			}
-		}
-		v.Hosts = append(v.Hosts, EgressHostView{
+		h := EgressHostView{
 			Host:       fmt.Sprintf("%s:%d", s.se.host, s.port.Port),
 			Entry:      s.se.cfg.Key(),
 			Location:   s.se.cfg.Spec.GetLocation().String(),
 			Resolution: s.se.cfg.Spec.GetResolution().String(),
 			Protocol:   s.se.port.GetProtocol(),
-			TLS:        tls,
-		})
+		}
+		if r := x.dr.lookup(w.Namespace, w.PodLabels, s.se.cfg.Namespace, s.fqdn); r != nil {
+			if t, _ := r.tlsFor(s.port.Port); t != nil {
+				tls = t.GetMode().String() + " (" + r.cfg.Key() + ")"
+				x.describeOrigination(&h, s, r, t, w.Namespace)
+			}
+		}
+		h.TLS = tls
+		v.Hosts = append(v.Hosts, h)
 	}
 	return v
+}
+
+// describeOrigination fills in a SIMPLE or MUTUAL origination's SNI, certificate
+// source and, when the cluster is blocked, why: the cluster's own checks, run for
+// the workload's namespace, so describe says what the proxy gets.
+func (x *Index) describeOrigination(h *EgressHostView, s outboundService, r *drRule, t *networking.ClientTLSSettings, ns string) {
+	if t.GetMode() != networking.ClientTLSSettings_SIMPLE && t.GetMode() != networking.ClientTLSSettings_MUTUAL {
+		return
+	}
+	h.SNI = t.GetSni()
+	if h.SNI == "" {
+		h.SNI = s.se.host
+	}
+	switch {
+	case t.GetCredentialName() != "":
+		h.Certificates = "Secret " + ns + "/" + t.GetCredentialName()
+	case t.GetClientCertificate() != "" || t.GetCaCertificates() != "":
+		h.Certificates = "files"
+	case !t.GetInsecureSkipVerify().GetValue():
+		h.Certificates = "the system CA bundle"
+	}
+	b := newBuilder(x)
+	b.credNS = ns
+	if sec := b.serviceEntrySecurity(s, r); sec.blocked {
+		var why []string
+		for _, d := range b.diags {
+			if d.IsError() {
+				why = append(why, d.Message)
+			}
+		}
+		h.Blocked = strings.Join(why, "; ")
+		if h.Blocked == "" {
+			h.Blocked = "blocked"
+		}
+	}
 }

@@ -34,6 +34,7 @@ func Build(objs []Object, diags []Diagnostic) *Input {
 	in.Workloads = workloadsOf(in.objects, in.Namespaces)
 	in.Services = servicesOf(in.objects)
 	in.EndpointSlices = endpointSlicesOf(in.objects)
+	in.Secrets = secretsOf(in.objects)
 
 	in.PeerAuthentications = configsOf[*security.PeerAuthentication](in.objects)
 	warnConflictingPeerAuthentications(in.PeerAuthentications, in.RootNamespace, &in.Diagnostics)

@@ -152,6 +152,11 @@ type Input struct {
 	// kubernetes.io/service-name), Endpoints uses them instead of the selector.
 	EndpointSlices []*discoveryv1.EndpointSlice
 
+	// Secrets are the TLS Secrets (see secret.go), by "namespace/name": the
+	// credentialName material of ingress gateways, served over SDS only to a gateway
+	// proxy of that namespace.
+	Secrets map[string]*Secret
+
 	// JWKS holds the key sets of RequestAuthentication jwksUri values, by URI, as
 	// fetched by wardend (see jwks_input.go); nil when nothing fetched them.
 	JWKS map[string]JWKSResult

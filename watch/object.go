@@ -59,6 +59,7 @@ var (
 		"Service":        {namespaced: true},
 		"Pod":            {namespaced: true},
 		"ConfigMap":      {namespaced: true},
+		"Secret":         {namespaced: true},
 	}
 	appsKinds      = map[string]kindInfo{"Deployment": {namespaced: true}}
 	discoveryKinds = map[string]kindInfo{"EndpointSlice": {namespaced: true}}

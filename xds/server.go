@@ -284,6 +284,11 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("workload certificate for %s/%s: %w", p.ident.Namespace, p.ident.ServiceAccount, err)
 	}
+	if tp.Gateway {
+		sec.Credentials = gatewayCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
+	} else {
+		sec.Credentials = clientCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
+	}
 	b, err := buildSnapshot(out, sec, rc)
 	if err != nil {
 		return false, err

@@ -28,6 +28,9 @@ type WorkloadSecret struct {
 	CertChainPEM []byte
 	KeyPEM       []byte
 	RootPEM      []byte
+	// Credentials are the gateway credentials (kubernetes://<name> and its -cacert)
+	// this proxy may be served, resolved in its proven namespace; empty for sidecars.
+	Credentials map[string]*tlsv3.Secret
 }
 
 // typeSet is one type's resources as served to one or more proxies. Its version is a
@@ -224,6 +227,12 @@ func servedSecrets(out *translate.Output, snap *proxySnapshot, sec WorkloadSecre
 			TrustedCa: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: sec.RootPEM}},
 		}}})
 		delete(used, translate.SecretRootCA)
+	}
+	for _, n := range sortedKeys(used) {
+		if c := sec.Credentials[n]; c != nil {
+			secrets = append(secrets, c)
+			delete(used, n)
+		}
 	}
 	if len(used) > 0 {
 		return nil, fmt.Errorf("resources refer to SDS secrets Warden does not serve: %v", sortedKeys(used))

@@ -142,9 +142,21 @@ func printDescription(w io.Writer, d translate.WorkloadDescription) {
 		section(w, "Egress ("+e.Policy+": "+what+"); ServiceEntry hosts", len(e.Hosts))
 		tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
 		for _, h := range e.Hosts {
-			fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%s\n", h.Host, h.Entry, h.Location, h.Resolution, h.TLS)
+			tls := h.TLS
+			if h.SNI != "" {
+				tls += ", sni " + h.SNI
+			}
+			if h.Certificates != "" {
+				tls += ", certificates from " + h.Certificates
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%s\n", h.Host, h.Entry, h.Location, h.Resolution, tls)
 		}
 		tw.Flush()
+		for _, h := range e.Hosts {
+			if h.Blocked != "" {
+				fmt.Fprintf(w, "  BLOCKED %s: %s\n", h.Host, h.Blocked)
+			}
+		}
 	}
 
 	section(w, "Diagnostics", len(d.Diagnostics))

@@ -121,6 +121,15 @@ func TestViewsGolden(t *testing.T) {
 		}
 		golden.Check(t, filepath.Join("testdata", "describe-mesh-disable-workload-strict.golden"), []byte(got))
 	})
+	// Egress with DestinationRule TLS origination from credentialName: the SNI, the
+	// Secret (always of the pod's namespace) and why a host is blocked.
+	t.Run("describe-egress-credential", func(t *testing.T) {
+		got, err := runWardenctl(t, "describe", "web.shop", "--server", fakeWardendFor(t, "egress-credential.yaml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		golden.Check(t, filepath.Join("testdata", "describe-egress-credential.golden"), []byte(got))
+	})
 	golden.Prune(t, filepath.Join("testdata", "*.golden"))
 }
 

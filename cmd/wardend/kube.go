@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,13 @@ type kubeOptions struct {
 	reviewTTL         time.Duration
 	reviewNegativeTTL time.Duration
 	reviewCacheSize   int
+	// secretNamespaces are the namespaces whose Secrets wardend watches for gateway
+	// credentialName (deploy/20-rbac.yaml grants exactly these).
+	secretNamespaces []string
+	// clientSecretNamespaces are the namespaces whose Secrets wardend watches for
+	// DestinationRule credentialName (TLS origination by the workloads there; each is
+	// served only to proxies of its own namespace). None by default.
+	clientSecretNamespaces []string
 	// metrics, when set, receives the TokenReview cache's metrics (wardend's /metrics registry).
 	metrics prometheus.Registerer
 }
@@ -43,7 +51,17 @@ func addKubeFlags(f *pflag.FlagSet, k *kubeOptions) {
 	f.IntVar(&k.burst, "kube-api-burst", 200, "burst of queries to the Kubernetes API server above --kube-api-qps")
 	f.DurationVar(&k.reviewTTL, "token-review-cache-ttl", xds.DefaultTokenReviewTTL, "longest time a TokenReview that authenticated a token is reused (never past the token's exp); 0 disables")
 	f.IntVar(&k.reviewCacheSize, "token-review-cache-size", xds.DefaultTokenReviewCacheSize, "most TokenReview answers kept (least recently used evicted first); 0 disables the cache")
+	f.StringSliceVar(&k.secretNamespaces, "gateway-secret-namespaces", []string{"istio-system"}, "namespaces of ingress gateways whose Secrets wardend watches for Gateway credentialName (Kubernetes mode; RBAC: a Role per namespace, see deploy/20-rbac.yaml); empty: none")
+	f.StringSliceVar(&k.clientSecretNamespaces, "client-secret-namespaces", nil, "namespaces whose Secrets wardend watches for DestinationRule credentialName, served over SDS only to proxies of the same namespace (Kubernetes mode; RBAC: a Role per namespace, see deploy/20-rbac.yaml); default: none")
 	f.DurationVar(&k.reviewNegativeTTL, "token-review-negative-ttl", xds.DefaultTokenReviewNegativeTTL, "how long a token the API server refused is refused without asking again; 0 disables")
+}
+
+// watchedSecretNamespaces are the namespaces of both Secret flags, each once.
+func (k kubeOptions) watchedSecretNamespaces() []string {
+	out := append(slices.Clone(k.secretNamespaces), k.clientSecretNamespaces...)
+	out = slices.DeleteFunc(out, func(ns string) bool { return ns == "" })
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // validate checks the Kubernetes flags.
@@ -148,7 +166,7 @@ func newKubeSource(o options, log *slog.Logger) (source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kube.New(c.client, c.dyn, log, kube.WithComponent("wardend")), nil
+	return kube.New(c.client, c.dyn, log, kube.WithComponent("wardend"), kube.WithSecretNamespaces(o.kube.watchedSecretNamespaces()...)), nil
 }
 
 // loadKubeTrust loads the mesh CA and the bootstrap-token key from Secrets in wardend's

@@ -22,6 +22,8 @@ type requestResult struct {
 	Headers         map[string][]string `json:"headers,omitempty"`
 	Error           string              `json:"error,omitempty"`
 	ConnectionError bool                `json:"connectionError"`
+	// ServerCert is the leaf the server presented to an https request.
+	ServerCert *serverCert `json:"serverCert,omitempty"`
 }
 
 // tcpResult is what `tcp` prints.
@@ -53,6 +55,11 @@ func requestMain(ctx context.Context, args []string, out io.Writer) error {
 	body := fs.String("body", "", "request body")
 	connect := fs.String("connect", "", "dial this host:port instead of the URL's host")
 	timeout := fs.Duration("timeout", 5*time.Second, "overall deadline")
+	var tc tlsClient
+	fs.StringVar(&tc.ca, "ca", "", "https: PEM file of the roots the server must chain to")
+	fs.StringVar(&tc.sni, "sni", "", "https: server name to send (default the URL host)")
+	fs.StringVar(&tc.cert, "cert", "", "https: PEM client certificate to present")
+	fs.StringVar(&tc.key, "key", "", "https: PEM key of -cert")
 	var headers headerFlags
 	fs.Var(&headers, "header", "request header name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -61,10 +68,14 @@ func requestMain(ctx context.Context, args []string, out io.Writer) error {
 	if *url == "" {
 		return errors.New("-url is required")
 	}
-	return printJSON(out, doRequest(ctx, *url, *method, *body, *connect, headers, *timeout))
+	return printJSON(out, doRequestTLS(ctx, *url, *method, *body, *connect, headers, *timeout, &tc))
 }
 
 func doRequest(ctx context.Context, url, method, body, connect string, headers headerFlags, timeout time.Duration) requestResult {
+	return doRequestTLS(ctx, url, method, body, connect, headers, timeout, nil)
+}
+
+func doRequestTLS(ctx context.Context, url, method, body, connect string, headers headerFlags, timeout time.Duration, tc *tlsClient) requestResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var rd io.Reader
@@ -84,6 +95,13 @@ func doRequest(ctx context.Context, url, method, body, connect string, headers h
 	}
 	dialer := &net.Dialer{}
 	transport := &http.Transport{Proxy: nil, DisableKeepAlives: true}
+	if tc != nil && tc.ca != "" {
+		cfg, err := tc.config()
+		if err != nil {
+			return requestResult{Error: err.Error()}
+		}
+		transport.TLSClientConfig = cfg
+	}
 	transport.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		if connect != "" {
 			addr = connect
@@ -103,6 +121,9 @@ func doRequest(ctx context.Context, url, method, body, connect string, headers h
 	defer resp.Body.Close()
 	data, err := io.ReadAll(resp.Body)
 	res := requestResult{Status: resp.StatusCode, Body: string(data), Headers: map[string][]string{}}
+	if resp.TLS != nil && len(resp.TLS.PeerCertificates) > 0 {
+		res.ServerCert = serverCertOf(resp.TLS.PeerCertificates[0])
+	}
 	for k, vs := range resp.Header {
 		k = strings.ToLower(k)
 		res.Headers[k] = append(res.Headers[k], vs...)

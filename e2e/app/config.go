@@ -9,6 +9,8 @@ import (
 
 // appConfig is the per-workload behaviour from a scenario's `apps` section.
 type appConfig struct {
+	// requireClientCert: -tls-client-ca was given (not from the JSON file).
+	requireClientCert bool
 	// Forward maps a request path to an upstream URL that is called with GET.
 	Forward map[string]string `json:"forward,omitempty"`
 	// Static maps a request path to a fixed response body.

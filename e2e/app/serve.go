@@ -25,6 +25,7 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 	configPath := fs.String("config", "", "JSON file with forward, static and extAuthz")
 	tlsCert := fs.String("tls-cert", "", "serve HTTPS on the HTTP ports with this certificate chain (PEM); needs -tls-key")
 	tlsKey := fs.String("tls-key", "", "private key (PEM) of -tls-cert")
+	tlsClientCA := fs.String("tls-client-ca", "", "with -tls-cert: CA (PEM) that must have signed a client certificate; every request but /healthz without one is answered 403")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -57,8 +58,13 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		httpLns = append(httpLns, ln)
 	}
+	if *tlsClientCA != "" && *tlsCert == "" {
+		closeAll()
+		return errors.New("-tls-client-ca needs -tls-cert")
+	}
+	cfg.requireClientCert = *tlsClientCA != ""
 	if *tlsCert != "" || *tlsKey != "" {
-		wrapped, err := tlsListeners(httpLns, *tlsCert, *tlsKey)
+		wrapped, err := tlsListeners(httpLns, *tlsCert, *tlsKey, *tlsClientCA)
 		if err != nil {
 			closeAll()
 			return err
@@ -79,7 +85,7 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 // serve runs the HTTP and TCP servers on the given listeners until ctx ends.
 func serve(ctx context.Context, log *slog.Logger, cfg appConfig, httpLns, tcpLns []net.Listener) error {
 	srv := &http.Server{
-		Handler:           withServerName(newHandler(cfg, newForwardClient())),
+		Handler:           withServerName(newHandler(cfg, newForwardClient()), cfg.requireClientCert),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	// HTTP/1.1 and HTTP/2 without TLS (prior knowledge): gRPC clients (Envoy's

@@ -107,6 +107,9 @@ type Mesh struct {
 	// (HTTPS, /inject): set before StartWardend to choose it, else a free port is
 	// picked. Pods it injects reach wardend's xDS at XDSAddr.
 	InjectAddr string
+	// ExtraWardendArgs, set before StartWardend, are more wardend flags (after
+	// Options.WardendArgs), e.g. the Kubernetes backend's --client-secret-namespaces.
+	ExtraWardendArgs []string
 	// Kubelet runs the pods started from an injected Pod spec (PodOptions.Injected);
 	// nil until the first one starts, then NewKubelet's, unless set before.
 	Kubelet *Kubelet
@@ -187,6 +190,7 @@ func (m *Mesh) StartWardend(ctx context.Context) error {
 	args := append(source, "--state-dir", m.StateDir,
 		"--xds-addr", m.XDSAddr, "--debug-addr", m.DebugAddr, "--metrics-addr", "127.0.0.1:0", "--replica", "wardend-0", "--log-level", "debug")
 	args = append(args, m.opts.WardendArgs...)
+	args = append(args, m.ExtraWardendArgs...)
 	cmd := exec.Command(m.Bin.Wardend, args...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	// wardend must not outlive the run, even when the runner is killed.

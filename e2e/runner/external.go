@@ -66,8 +66,11 @@ func (w *world) startTLSExternal(ctx context.Context, p *harness.Pod, e scenario
 		return filepath.Join(w.sc.Dir, f)
 	}
 	port := strconv.Itoa(int(e.ExternalPort()))
-	app, err := p.Start("app", 0, nil, w.mesh.Bin.App, "serve", "-http-ports", port,
-		"-tls-cert", abs(e.TLS.Certificate), "-tls-key", abs(e.TLS.PrivateKey))
+	args := []string{"serve", "-http-ports", port, "-tls-cert", abs(e.TLS.Certificate), "-tls-key", abs(e.TLS.PrivateKey)}
+	if e.TLS.ClientCA != "" {
+		args = append(args, "-tls-client-ca", abs(e.TLS.ClientCA))
+	}
+	app, err := p.Start("app", 0, nil, append([]string{w.mesh.Bin.App}, args...)...)
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -49,6 +50,8 @@ type kubeBackend struct {
 	slices  map[string][]sliceSpec // Service "ns/name" -> its EndpointSlices as written
 	// expected is the input wardend must serve after the last publish.
 	expected *watch.Input
+	// secretNamespaces are wardend's --client-secret-namespaces (clientSecretAccess).
+	secretNamespaces []string
 }
 
 // appliedDoc is one applied manifest document.
@@ -110,7 +113,52 @@ func (b *kubeBackend) setUp(ctx context.Context) error {
 }
 
 func (b *kubeBackend) preload(ctx context.Context, w *world, keys []objKey) error {
+	if err := b.clientSecretAccess(ctx, w); err != nil {
+		return err
+	}
 	return b.applyDocs(ctx, w.objects, keys)
+}
+
+// clientSecretAccess does what an operator does for DestinationRule credentialName
+// (deploy/20-rbac.yaml): for every namespace but the root that a Secret of the
+// scenario is in, a Role and RoleBinding that let wardend read its Secrets, and the
+// namespace in wardend's --client-secret-namespaces.
+func (b *kubeBackend) clientSecretAccess(ctx context.Context, w *world) error {
+	var nss []string
+	for k := range w.objects {
+		if k.kind == "Secret" && k.namespace != "" && k.namespace != watch.MeshConfigNamespace {
+			nss = append(nss, k.namespace)
+		}
+	}
+	slices.Sort(nss)
+	nss = slices.Compact(nss)
+	if len(nss) == 0 || b.secretNamespaces != nil {
+		return nil
+	}
+	for _, ns := range nss {
+		c := b.env.Client
+		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("namespace %s: %w", ns, err)
+		}
+		role := &rbacv1.Role{
+			ObjectMeta: metav1.ObjectMeta{Name: "wardend-client-secrets", Namespace: ns},
+			Rules:      []rbacv1.PolicyRule{{APIGroups: []string{""}, Resources: []string{"secrets"}, Verbs: []string{"get", "list", "watch"}}},
+		}
+		if _, err := c.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("role %s/%s: %w", ns, role.Name, err)
+		}
+		rb := &rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Name: "wardend-client-secrets", Namespace: ns},
+			RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "Role", Name: role.Name},
+			Subjects:   []rbacv1.Subject{{Kind: "ServiceAccount", Name: kubeenv.WardendServiceAccount, Namespace: kubeenv.WardendNamespace}},
+		}
+		if _, err := c.RbacV1().RoleBindings(ns).Create(ctx, rb, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("rolebinding %s/%s: %w", ns, rb.Name, err)
+		}
+	}
+	b.secretNamespaces = nss
+	b.mesh.ExtraWardendArgs = append(b.mesh.ExtraWardendArgs, "--client-secret-namespaces="+strings.Join(nss, ","))
+	return nil
 }
 
 func (b *kubeBackend) startWardend(ctx context.Context) error {
@@ -247,7 +295,7 @@ func (b *kubeBackend) publish(ctx context.Context, w *world, desired map[string]
 	if err := w.syncNetwork(ctx, w.input); err != nil {
 		return inputWait{}, err
 	}
-	want, err := clusterInput(ctx, b.env, b.expected)
+	want, err := clusterInput(ctx, b.env, b.expected, b.secretNamespaces)
 	if err != nil {
 		return inputWait{}, err
 	}

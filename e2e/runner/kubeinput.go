@@ -24,7 +24,9 @@ import (
 // prev. Its Version is what wardend must serve after the runner's writes; the writes
 // reach wardend through several watches in several bursts, so "the version changed"
 // alone could be an intermediate one.
-func clusterInput(ctx context.Context, env *kubeenv.Env, prev *watch.Input) (*watch.Input, error) {
+// secretNamespaces are the namespaces besides the root whose Secrets wardend watches
+// (--client-secret-namespaces).
+func clusterInput(ctx context.Context, env *kubeenv.Env, prev *watch.Input, secretNamespaces []string) (*watch.Input, error) {
 	var items []runtime.Object
 	var gvks []schema.GroupVersionKind
 	add := func(gvk schema.GroupVersionKind, list runtime.Object, err error) error {
@@ -68,6 +70,14 @@ func clusterInput(ctx context.Context, env *kubeenv.Env, prev *watch.Input) (*wa
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", watch.MeshConfigName).String()})
 	if err := add(v1.WithKind("ConfigMap"), cmList, err); err != nil {
 		return nil, err
+	}
+	// gateway credentials: wardend watches Secrets in --gateway-secret-namespaces,
+	// istio-system by default, and in --client-secret-namespaces
+	for _, ns := range append([]string{watch.MeshConfigNamespace}, secretNamespaces...) {
+		secList, err := core.Secrets(ns).List(ctx, all)
+		if err := add(v1.WithKind("Secret"), secList, err); err != nil {
+			return nil, err
+		}
 	}
 	for _, r := range kube.IstioResources {
 		l, err := env.Dynamic.Resource(r.GVR).List(ctx, all)

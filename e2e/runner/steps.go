@@ -81,6 +81,11 @@ func (w *world) runRequest(ctx context.Context, st *scenario.Step) (outcome, err
 	if r.Body != "" {
 		args = append(args, "-body", r.Body)
 	}
+	tlsArgs, err := w.tlsArgs(r.TLS)
+	if err != nil {
+		return outcome{}, err
+	}
+	args = append(args, tlsArgs...)
 	hk := make([]string, 0, len(r.Headers))
 	for k := range r.Headers {
 		hk = append(hk, k)
@@ -143,6 +148,13 @@ func (w *world) runRequest(ctx context.Context, st *scenario.Step) (outcome, err
 		if vals, ok := res.Headers[strings.ToLower(name)]; ok {
 			pass = false
 			got += fmt.Sprintf(", header %s: %q", name, vals)
+		}
+	}
+	if e.ServerCertificate != nil {
+		ok, w1, g1 := checkServerCert(e.ServerCertificate, out)
+		want, pass = append(want, w1), pass && ok
+		if !ok {
+			got += ", " + g1
 		}
 	}
 	if e.EnvoyStats != nil {

@@ -27,6 +27,11 @@ type External struct {
 type ExternalTLS struct {
 	Certificate string `json:"certificate"`
 	PrivateKey  string `json:"privateKey"`
+	// ClientCA ("egress"), when set, is a CA (PEM file) that must have signed the client's
+	// certificate: a certificate it did not sign fails the handshake, a request without
+	// one is answered 403 "client certificate required", and each response carries
+	// header X-Tls-Client-Subject, the verified client certificate's subject.
+	ClientCA string `json:"clientCA,omitempty"`
 }
 
 // ExternalPort is the port an external host serves on.
@@ -60,8 +65,11 @@ func validateExternals(p *problems, exts []External, dir string) {
 			p.add(child(path, "port"), "want 1..65535")
 		}
 		if e.TLS != nil {
-			for _, f := range []struct{ name, file string }{{"certificate", e.TLS.Certificate}, {"privateKey", e.TLS.PrivateKey}} {
+			for _, f := range []struct{ name, file string }{{"certificate", e.TLS.Certificate}, {"privateKey", e.TLS.PrivateKey}, {"clientCA", e.TLS.ClientCA}} {
 				fp := child(child(path, "tls"), f.name)
+				if f.file == "" && f.name == "clientCA" {
+					continue
+				}
 				if f.file == "" {
 					p.add(fp, "required")
 				} else if _, err := os.Stat(filepath.Join(dir, f.file)); err != nil && !filepath.IsAbs(f.file) {

@@ -115,6 +115,21 @@ type Request struct {
 	Method  string            `json:"method,omitempty"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    string            `json:"body,omitempty"`
+	// TLS (format 1.1, gateway TLS) configures the client side of an https:// URL.
+	TLS *RequestTLS `json:"tls,omitempty"`
+}
+
+// RequestTLS is how the client of an https:// request handshakes. Paths are relative
+// to the scenario file.
+type RequestTLS struct {
+	// CA is a PEM file of the roots the server's certificate must chain to (the
+	// request fails, as a connection error, when it does not).
+	CA string `json:"ca"`
+	// SNI is the server name sent; default the URL's host.
+	SNI string `json:"sni,omitempty"`
+	// ClientCert and ClientKey are PEM files of a client certificate to present.
+	ClientCert string `json:"clientCert,omitempty"`
+	ClientKey  string `json:"clientKey,omitempty"`
 }
 
 // Outside is the Request.From value of a caller that is not in the mesh.
@@ -154,6 +169,17 @@ type Expect struct {
 	ResponseHeadersAbsent []string `json:"responseHeadersAbsent,omitempty"`
 	// EnvoyStats (format 1.1) checks what a proxy's Envoy counted during the request.
 	EnvoyStats *EnvoyStats `json:"envoyStats,omitempty"`
+	// ServerCertificate (format 1.1, gateway TLS) checks the leaf certificate the server
+	// presented to an https:// request.
+	ServerCertificate *ServerCertificate `json:"serverCertificate,omitempty"`
+}
+
+// ServerCertificate is what an https:// request's server must have presented.
+type ServerCertificate struct {
+	// Serial is the serial number in hex (as openssl prints it, any case, no colons).
+	Serial string `json:"serial,omitempty"`
+	// DNSSAN is a DNS subject alt name the certificate must carry.
+	DNSSAN string `json:"dnsSAN,omitempty"`
 }
 
 // EnvoyStats names counters of one proxy's Envoy admin /stats and how much each must

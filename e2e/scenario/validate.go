@@ -210,11 +210,12 @@ func validateRequest(p *problems, path string, r *Request) {
 			p.add(child(path, "method"), fmt.Sprintf("%q is not an HTTP method", r.Method))
 		}
 		validateHeaders(p, child(path, "headers"), r.Headers)
+		validateRequestTLS(p, child(path, "tls"), r)
 	default:
 		if _, _, err := ParseHostPort(r.TCP); err != nil {
 			p.add(child(path, "tcp"), err.Error())
 		}
-		set := map[string]bool{"method": r.Method != "", "headers": r.Headers != nil, "body": r.Body != ""}
+		set := map[string]bool{"method": r.Method != "", "headers": r.Headers != nil, "body": r.Body != "", "tls": r.TLS != nil}
 		for _, field := range sortedKeys(set) {
 			if set[field] {
 				p.add(child(path, field), "not allowed in tcp requests")
@@ -373,7 +374,8 @@ func validateRequestExpect(p *problems, path string, r *Request, e *Expect) {
 		return
 	}
 	onlyFields(p, path, e, "http requests", "status", "bodyContains", "bodyNotContains", "connectionError",
-		"responseHeaders", "responseHeadersAbsent", "envoyStats")
+		"responseHeaders", "responseHeadersAbsent", "envoyStats", "serverCertificate")
+	validateServerCertificate(p, child(path, "serverCertificate"), r, e)
 	validateResponseHeaders(p, path, e)
 	if e.EnvoyStats != nil {
 		validateEnvoyStats(p, child(path, "envoyStats"), e.EnvoyStats)

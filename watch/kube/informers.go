@@ -51,11 +51,12 @@ type factories struct {
 	core      informers.SharedInformerFactory
 	mesh      informers.SharedInformerFactory // the MeshConfig ConfigMap only
 	dyn       dynamicinformer.DynamicSharedInformerFactory
+	secrets   []informers.SharedInformerFactory // one per gateway Secret namespace
 	informers []informer
 }
 
 // newFactories creates one informer per watched kind. Nothing runs until start.
-func newFactories(client kubernetes.Interface, dyn dynamic.Interface, resync time.Duration) (*factories, error) {
+func newFactories(client kubernetes.Interface, dyn dynamic.Interface, resync time.Duration, secretNamespaces ...string) (*factories, error) {
 	f := &factories{
 		core: informers.NewSharedInformerFactoryWithOptions(client, resync, informers.WithTransform(stripManagedFields)),
 		mesh: informers.NewSharedInformerFactoryWithOptions(client, resync,
@@ -77,6 +78,11 @@ func newFactories(client kubernetes.Interface, dyn dynamic.Interface, resync tim
 	core("endpointslices.discovery.k8s.io", discoveryv1.SchemeGroupVersion.WithKind("EndpointSlice"),
 		f.core.Discovery().V1().EndpointSlices().Informer())
 	core("configmaps/"+watch.MeshConfigName, v1.WithKind("ConfigMap"), f.mesh.Core().V1().ConfigMaps().Informer())
+	for _, ns := range secretNamespaces {
+		sf := informers.NewSharedInformerFactoryWithOptions(client, resync, informers.WithNamespace(ns), informers.WithTransform(stripManagedFields))
+		f.secrets = append(f.secrets, sf)
+		core("secrets/"+ns, v1.WithKind("Secret"), sf.Core().V1().Secrets().Informer())
+	}
 	for _, r := range IstioResources {
 		inf := f.dyn.ForResource(r.GVR).Informer()
 		if err := inf.SetTransform(stripManagedFields); err != nil {
@@ -92,6 +98,9 @@ func (f *factories) start(stop <-chan struct{}) {
 	f.core.Start(stop)
 	f.mesh.Start(stop)
 	f.dyn.Start(stop)
+	for _, sf := range f.secrets {
+		sf.Start(stop)
+	}
 }
 
 // shutdown waits for the informers' goroutines after stop has closed.
@@ -99,6 +108,9 @@ func (f *factories) shutdown() {
 	f.core.Shutdown()
 	f.mesh.Shutdown()
 	f.dyn.Shutdown()
+	for _, sf := range f.secrets {
+		sf.Shutdown()
+	}
 }
 
 // unsynced names the informers that have not completed their first list.

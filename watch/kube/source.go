@@ -27,6 +27,7 @@ type Source struct {
 	holdOff, maxWait time.Duration
 	component        string
 	syncLogEvery     time.Duration
+	secretNamespaces []string
 
 	mu      sync.Mutex
 	current *watch.Input
@@ -40,6 +41,13 @@ type Option func(*Source)
 // changes may delay a rebuild (defaults DefaultHoldOff and DefaultMaxWait).
 func WithDebounce(holdOff, maxWait time.Duration) Option {
 	return func(s *Source) { s.holdOff, s.maxWait = holdOff, maxWait }
+}
+
+// WithSecretNamespaces names the namespaces whose Secrets are watched (gateway
+// credentialName material). None by default: Secrets are read only where asked,
+// namespace by namespace, so RBAC can grant exactly that (a Role per namespace).
+func WithSecretNamespaces(ns ...string) Option {
+	return func(s *Source) { s.secretNamespaces = ns }
 }
 
 // WithComponent sets the source component of the Events recorded (default "wardend").
@@ -68,7 +76,7 @@ func New(client kubernetes.Interface, dyn dynamic.Interface, log *slog.Logger, o
 // because the API server failed (the informers keep their caches and retry). Call Run
 // once per Source.
 func (s *Source) Run(ctx context.Context, out chan<- *watch.Input) error {
-	f, err := newFactories(s.client, s.dyn, 0)
+	f, err := newFactories(s.client, s.dyn, 0, s.secretNamespaces...)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,44 @@
+package xds
+
+import (
+	"strings"
+
+	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// gatewayCredentials resolves the credentialName SDS names a gateway's configuration
+// uses (kubernetes://<name>, kubernetes://<name>-cacert) to Secrets of ns, the
+// namespace the proxy's credential proves, never one a Gateway object or the node
+// message names. It is called for a proxy translated as a gateway; a sidecar gets only
+// its DestinationRules' credentials (clientCredentials). go-control-plane answers no
+// SDS name that is not in a proxy's snapshot, so asking for another gets nothing. Names that cannot be served are
+// left out: translation already replaced their servers by refusing chains.
+func gatewayCredentials(in *watch.Input, ns string, names []string) map[string]*tlsv3.Secret {
+	out := map[string]*tlsv3.Secret{}
+	for _, n := range names {
+		if !strings.HasPrefix(n, watch.CredentialPrefix) {
+			continue
+		}
+		s, ca, ok := in.SecretFor(ns, n)
+		if !ok {
+			continue
+		}
+		inline := func(b []byte) *core.DataSource {
+			return &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: b}}
+		}
+		if ca {
+			out[n] = &tlsv3.Secret{Name: n, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
+				TrustedCa: inline(s.CAPEM),
+			}}}
+			continue
+		}
+		out[n] = &tlsv3.Secret{Name: n, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
+			CertificateChain: inline(s.CertChainPEM),
+			PrivateKey:       inline(s.KeyPEM),
+		}}}
+	}
+	return out
+}

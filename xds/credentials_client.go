@@ -1,0 +1,30 @@
+package xds
+
+import (
+	"strings"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// clientCredentials resolves the credentialName SDS names of a sidecar's
+// DestinationRule TLS origination (kubernetes://<name>, kubernetes://<name>-cacert)
+// to Secrets of ns, the namespace the proxy's credential proves (Istio's rule for
+// sidecars: a Secret of another namespace is never served). names are the proxy's
+// own translation output, so only Secrets that a DestinationRule applying to this
+// proxy references are candidates; go-control-plane answers no SDS name outside the
+// proxy's snapshot, so asking for any other name gets nothing. A name with a
+// namespace or cluster part (kubernetes://<ns>/<name>) is never resolved.
+func clientCredentials(in *watch.Input, ns string, names []string) map[string]*tlsv3.Secret {
+	var own []string
+	for _, n := range names {
+		if rest, ok := strings.CutPrefix(n, watch.CredentialPrefix); ok && rest != "" && !strings.ContainsAny(rest, "/:") {
+			own = append(own, n)
+		}
+	}
+	if len(own) == 0 {
+		return nil
+	}
+	return gatewayCredentials(in, ns, own)
+}
