@@ -105,6 +105,7 @@ var badInputs = []struct{ name, file, content string }{
 	{"bad-selector", "ap-bad.yaml", apDoc("bad-selector", "  selector: {matchLabels: {app: \"web*\"}}\n  rules: [{}]\n")},
 	{"invalid-jwks", "ra.yaml", raDoc("  jwtRules:\n  - {issuer: https://issuer.example, jwks: \"not json\"}\n")},
 	{"jwt-missing-issuer", "ra.yaml", raDoc("  jwtRules:\n  - {jwksUri: https://issuer.example/keys}\n")},
+	{"missing-credential-secret", "dr.yaml", "apiVersion: networking.istio.io/v1\nkind: DestinationRule\nmetadata: {name: web-tls, namespace: shop}\nspec:\n  host: web.shop.svc.cluster.local\n  trafficPolicy: {tls: {mode: SIMPLE, credentialName: web-ca}}\n"},
 	{"bad-mesh-config", "mesh.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\ndata:\n  mesh: \"trustDomain: [x\"\n"},
 }
 
