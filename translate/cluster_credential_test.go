@@ -73,4 +73,21 @@ func TestCredentialNameReadsTheProxyNamespace(t *testing.T) {
 			}
 		}
 	}
+
+	// Kubernetes mode reads Secrets of the listed namespaces only: a Secret missing
+	// because its namespace is not listed says which flag to extend.
+	in := watch.Build(objs, diags)
+	in.SecretNamespaces = []string{"shop"}
+	for ns, want := range map[string]string{"other": "add it to --client-secret-namespaces", "shop": ""} {
+		out := NewIndex(in).Translate(Proxy{ID: "web." + ns, Namespace: ns, Pod: "web", ServiceAccount: "web"})
+		var got string
+		for _, d := range out.Diagnostics {
+			if d.Field == "spec.trafficPolicy.tls.credentialName" {
+				got = d.Message
+			}
+		}
+		if (want == "") != (got == "") || !strings.Contains(got, want) {
+			t.Errorf("SecretNamespaces [shop], proxy of %s: diagnostic %q, want one containing %q", ns, got, want)
+		}
+	}
 }

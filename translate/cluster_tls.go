@@ -216,6 +216,9 @@ func (b *builder) clientSecretProblem(ns, cred string, ca bool) string {
 		return ""
 	}
 	why := "no Secret " + ns + "/" + cred
+	if !b.in.SecretsRead(ns) {
+		why += " (wardend reads no Secrets of namespace " + ns + ": add it to --client-secret-namespaces)"
+	}
 	if sec := b.in.Secrets[ns+"/"+cred]; sec != nil {
 		why = "Secret " + ns + "/" + cred + " has no usable " + what
 		if sec.Err != "" {

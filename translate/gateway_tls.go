@@ -230,6 +230,9 @@ func (b *builder) credentialOK(s gatewayServer, field, ns, cred string, ca bool)
 		return true
 	}
 	why := "no Secret " + ns + "/" + cred
+	if !b.in.SecretsRead(ns) {
+		why += " (wardend reads no Secrets of namespace " + ns + ": add it to --gateway-secret-namespaces)"
+	}
 	if sec := b.in.Secrets[ns+"/"+cred]; sec != nil {
 		why = "Secret " + ns + "/" + cred + " has no usable " + what
 		if sec.Err != "" {

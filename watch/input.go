@@ -156,6 +156,10 @@ type Input struct {
 	// credentialName material of ingress gateways, served over SDS only to a gateway
 	// proxy of that namespace.
 	Secrets map[string]*Secret
+	// SecretNamespaces are the namespaces whose Secrets were read (Kubernetes mode:
+	// wardend's --gateway-secret-namespaces and --client-secret-namespaces, never nil
+	// there); nil when every namespace's are (directory mode).
+	SecretNamespaces []string
 
 	// JWKS holds the key sets of RequestAuthentication jwksUri values, by URI, as
 	// fetched by wardend (see jwks_input.go); nil when nothing fetched them.
@@ -178,4 +182,18 @@ type Input struct {
 
 	objects []Object // accepted objects, the basis of Version and of last-good retention
 	index   *index
+}
+
+// SecretsRead reports whether the Secrets of namespace ns were read, so that a missing
+// one really is missing rather than outside what wardend may watch.
+func (in *Input) SecretsRead(ns string) bool {
+	if in.SecretNamespaces == nil {
+		return true
+	}
+	for _, n := range in.SecretNamespaces {
+		if n == ns {
+			return true
+		}
+	}
+	return false
 }

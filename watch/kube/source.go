@@ -163,6 +163,7 @@ func (s *Source) rebuild(dec *decoder, ev *eventer, f *factories, prev *watch.In
 	objs, diags, refs := dec.snapshot(f.informers)
 	objs, diags = watch.RetainLastGood(prev, objs, diags)
 	in := watch.Build(objs, diags)
+	in.SecretNamespaces = append([]string{}, s.secretNamespaces...)
 	s.logChanges(prev, in)
 	ev.setInput(in.Diagnostics, refs)
 	s.mu.Lock()
