@@ -28,6 +28,8 @@ type builder struct {
 	// credentials are the kubernetes://<credentialName> SDS names gateway servers use.
 	credentials []string
 	refusing    bool // a gateway chain refuses connections (needs BlackHoleCluster)
+	// trustedHops is a gateway's xff_num_trusted_hops (gatewayTopology), set once.
+	trustedHops uint32
 	diags       []watch.Diagnostic
 	// w is the workload whose inbound side is built (nil for shared outbound
 	// builders); authz its AuthorizationPolicies, resolved on first use.
