@@ -1,6 +1,8 @@
 package translate
 
 import (
+	"encoding/json"
+
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
@@ -15,7 +17,7 @@ const AnnotationProxyConfig = "proxy.istio.io/config"
 
 // gatewayProxyConfig is the gateway's ProxyConfig as Istio's agent computes it:
 // MeshConfig defaultConfig with the pod's proxy.istio.io/config annotation merged over
-// it (fields the annotation sets win). The annotation is read from the Pod object (or
+// it (fields the annotation sets win, an explicit 0 included). The annotation is read from the Pod object (or
 // the Deployment's template), never from what the proxy claims. An annotation that is
 // not a ProxyConfig is reported on the workload and ignored: the mesh default stands.
 func (b *builder) gatewayProxyConfig(w *watch.Workload) *meshv1alpha1.ProxyConfig {
@@ -31,16 +33,27 @@ func (b *builder) gatewayProxyConfig(w *watch.Workload) *meshv1alpha1.ProxyConfi
 	if w.Kind == "Deployment" {
 		field = "spec.template." + field
 	}
-	data, err := sigyaml.YAMLToJSONStrict([]byte(v))
 	over := &meshv1alpha1.ProxyConfig{}
-	if err == nil {
-		err = protojson.Unmarshal(data, over)
-	}
+	data, err := sigyaml.YAMLToJSONStrict([]byte(v))
 	if err != nil {
-		b.diag(severityError, &w.Meta, field, "not a ProxyConfig: "+err.Error()+"; MeshConfig defaultConfig applies instead")
+		b.diag(severityError, &w.Meta, field, "not YAML or JSON: "+err.Error()+"; MeshConfig defaultConfig applies instead")
+		return pc
+	}
+	if err := protojson.Unmarshal(data, over); err != nil {
+		b.diag(severityError, &w.Meta, field, "not a ProxyConfig: "+watch.CleanProtoError(err)+"; MeshConfig defaultConfig applies instead")
 		return pc
 	}
 	proto.Merge(pc, over)
+	// proto.Merge skips zero scalars; Istio's agent applies the annotation as JSON over
+	// the default, so an explicit numTrustedProxies: 0 turns the mesh's trust off.
+	var tree struct {
+		GatewayTopology map[string]json.RawMessage `json:"gatewayTopology"`
+	}
+	if json.Unmarshal(data, &tree) == nil {
+		if _, set := tree.GatewayTopology["numTrustedProxies"]; set && pc.GatewayTopology != nil {
+			pc.GatewayTopology.NumTrustedProxies = over.GetGatewayTopology().GetNumTrustedProxies()
+		}
+	}
 	return pc
 }
 
