@@ -34,10 +34,20 @@ func TestGatewayWithoutGatewayServesNothing(t *testing.T) {
 // does (pilot/pkg/networking/core/gateway.go buildGatewayHTTPRouteConfig: Domains
 // []string{hostname}, IgnorePortInHostMatching: !node.IsProxylessGrpc()). So
 // "www.example.com:8080" reaches a "*.example.com" host, not a 404.
+// HTTPS servers' route configurations (https.<port>.<server>...) do the same.
 func TestGatewayHostPortIgnored(t *testing.T) {
-	out := Translate(loadCase(t, "gateway-host-port"), Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	for _, c := range []string{"gateway-host-port", "gateway-tls", "gateway-xff-trusted-hops"} {
+		testGatewayHostPortIgnored(t, c)
+	}
+}
+
+func testGatewayHostPortIgnored(t *testing.T, name string) {
+	out := Translate(loadCase(t, name), Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	if len(out.Routes) < 2 && name != "gateway-host-port" {
+		t.Fatalf("%s: %d routes, want the HTTP and HTTPS servers': %v", name, len(out.Routes), out.Diagnostics)
+	}
 	if len(out.Routes) == 0 {
-		t.Fatalf("no routes: %v", out.Diagnostics)
+		t.Fatalf("%s: no routes: %v", name, out.Diagnostics)
 	}
 	for _, r := range out.Routes {
 		rc := r.(*route.RouteConfiguration)
