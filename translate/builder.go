@@ -32,7 +32,9 @@ type builder struct {
 	// the client proxy's (set when a cluster is built for one namespace, see clusterKey).
 	credNS   string
 	refusing bool // a gateway chain refuses connections (needs BlackHoleCluster)
-	diags    []watch.Diagnostic
+	// trustedHops is a gateway's xff_num_trusted_hops (gatewayTopology), set once.
+	trustedHops uint32
+	diags       []watch.Diagnostic
 	// w is the workload whose inbound side is built (nil for shared outbound
 	// builders); authz its AuthorizationPolicies, resolved on first use.
 	w     *watch.Workload

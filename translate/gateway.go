@@ -32,6 +32,7 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	w := x.gatewayWorkload(p)
 	b := newBuilder(x)
 	b.w = w
+	b.trustedHops = b.gatewayTrustedHops(w)
 	byPort := b.gatewayServers(w)
 	ports := make([]uint32, 0, len(byPort))
 	for port := range byPort {
@@ -149,7 +150,8 @@ func (b *builder) gatewayListener(port uint32, w *watch.Workload) *listener.List
 }
 
 // gatewayHCM is the HTTP connection manager of a gateway listener (stat prefix
-// outbound_<listener>), routed by RDS routeName.
+// outbound_<listener>), routed by RDS routeName. It trusts as many X-Forwarded-For
+// hops as the gateway's gatewayTopology.numTrustedProxies says (gateway_topology.go).
 func (b *builder) gatewayHCM(name, routeName string, w *watch.Workload) *listener.Filter {
 	filters := slices.Clone(b.gatewayHTTPFilters(w))
 	filters = append(filters, &hcm.HttpFilter{
@@ -166,6 +168,7 @@ func (b *builder) gatewayHCM(name, routeName string, w *watch.Workload) *listene
 		NormalizePath:                boolValue(true),
 		PathWithEscapedSlashesAction: hcm.HttpConnectionManager_KEEP_UNCHANGED,
 		UseRemoteAddress:             boolValue(true),
+		XffNumTrustedHops:            b.trustedHops,
 		ForwardClientCertDetails:     hcm.HttpConnectionManager_SANITIZE,
 	}
 	return &listener.Filter{

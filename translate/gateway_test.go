@@ -8,7 +8,9 @@ import (
 
 	"github.com/wardenmesh/warden/internal/meshtest"
 
+	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 )
 
 func TestGatewayWithoutGatewayServesNothing(t *testing.T) {
@@ -32,10 +34,20 @@ func TestGatewayWithoutGatewayServesNothing(t *testing.T) {
 // does (pilot/pkg/networking/core/gateway.go buildGatewayHTTPRouteConfig: Domains
 // []string{hostname}, IgnorePortInHostMatching: !node.IsProxylessGrpc()). So
 // "www.example.com:8080" reaches a "*.example.com" host, not a 404.
+// HTTPS servers' route configurations (https.<port>.<server>...) do the same.
 func TestGatewayHostPortIgnored(t *testing.T) {
-	out := Translate(loadCase(t, "gateway-host-port"), Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	for _, c := range []string{"gateway-host-port", "gateway-tls", "gateway-xff-trusted-hops"} {
+		testGatewayHostPortIgnored(t, c)
+	}
+}
+
+func testGatewayHostPortIgnored(t *testing.T, name string) {
+	out := Translate(loadCase(t, name), Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	if len(out.Routes) < 2 && name != "gateway-host-port" {
+		t.Fatalf("%s: %d routes, want the HTTP and HTTPS servers': %v", name, len(out.Routes), out.Diagnostics)
+	}
 	if len(out.Routes) == 0 {
-		t.Fatalf("no routes: %v", out.Diagnostics)
+		t.Fatalf("%s: no routes: %v", name, out.Diagnostics)
 	}
 	for _, r := range out.Routes {
 		rc := r.(*route.RouteConfiguration)
@@ -85,5 +97,47 @@ func TestGatewayWeightedSplit(t *testing.T) {
 	}
 	if !slices.Equal(weights, []uint32{90, 10}) {
 		t.Errorf("weights = %v", weights)
+	}
+}
+
+// TestGatewayTrustedHopsAnnotation: the pod annotation's gatewayTopology wins over
+// MeshConfig defaultConfig, an explicit 0 included (Istio's agent applies it as JSON
+// over the default); an annotation without gatewayTopology keeps the mesh's value.
+func TestGatewayTrustedHopsAnnotation(t *testing.T) {
+	cases := map[string]uint32{
+		"gatewayTopology: {numTrustedProxies: 2}": 2,
+		"gatewayTopology: {numTrustedProxies: 0}": 0,
+		`{"gatewayTopology": {}}`:                 1,
+		"concurrency: 2":                          1,
+	}
+	for ann, want := range cases {
+		in := loadCase(t, "gateway-xff-annotation-overrides")
+		for _, w := range in.Workloads {
+			if w.Name == "istio-ingressgateway" {
+				w.PodAnnotations[AnnotationProxyConfig] = ann
+			}
+		}
+		out := Translate(in, Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+		if len(out.Listeners) != 2 {
+			t.Fatalf("%q: %d listeners: %v", ann, len(out.Listeners), out.Diagnostics)
+		}
+		hcms := 0
+		for _, l := range out.Listeners {
+			for _, fc := range l.(*listener.Listener).GetFilterChains() {
+				for _, f := range fc.GetFilters() {
+					m := &hcm.HttpConnectionManager{}
+					if f.GetTypedConfig().UnmarshalTo(m) != nil {
+						continue
+					}
+					hcms++
+					if got := m.GetXffNumTrustedHops(); got != want {
+						t.Errorf("%q: %s: xff_num_trusted_hops %d, want %d", ann, fc.GetName(), got, want)
+					}
+				}
+			}
+		}
+		if hcms < 2 {
+			t.Errorf("%q: %d HTTP connection managers, want the HTTP and the HTTPS server's", ann, hcms)
+		}
 	}
 }

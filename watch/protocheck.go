@@ -258,3 +258,7 @@ func join(path, key string) string {
 	}
 	return path + "." + key
 }
+
+// CleanProtoError is cleanProtoError for decoders outside this package (a pod
+// annotation translate reads): stable text, without protojson's positions.
+func CleanProtoError(err error) string { return cleanProtoError(err) }

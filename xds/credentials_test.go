@@ -1,0 +1,38 @@
+package xds
+
+import (
+	"maps"
+	"slices"
+	"testing"
+
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/wardenmesh/warden/watch"
+)
+
+// TestGatewayCredentialsOwnNamespaceOnly: SDS credential names resolve to Secrets of
+// the namespace the proxy proved, never of another namespace holding a Secret of the
+// same name, even when translation (which filters the same way) named them. The
+// adversarial e2e test (e2e/adversarial TestGatewayCredentialsStayInTheirNamespace)
+// covers the two layers together on a real wardend.
+func TestGatewayCredentialsOwnNamespaceOnly(t *testing.T) {
+	in := &watch.Input{Secrets: map[string]*watch.Secret{
+		"istio-system/ingress-cred": {CertChainPEM: []byte("chain-a"), KeyPEM: []byte("key-a"), CAPEM: []byte("ca-a"), Cert: &watch.CertInfo{}},
+		"team-b/b-cred":             {CertChainPEM: []byte("chain-b"), KeyPEM: []byte("key-b"), Cert: &watch.CertInfo{}},
+	}}
+	names := []string{"kubernetes://ingress-cred", "kubernetes://ingress-cred-cacert", "kubernetes://b-cred", "default"}
+	got := gatewayCredentials(in, "team-b", names)
+	if len(got) != 1 || string(got["kubernetes://b-cred"].GetTlsCertificate().GetPrivateKey().GetInlineBytes()) != "key-b" {
+		t.Fatalf("team-b's gateway got %v, want only its own kubernetes://b-cred", secretNames(got))
+	}
+	got = gatewayCredentials(in, "istio-system", names)
+	if len(got) != 2 || got["kubernetes://ingress-cred"] == nil || got["kubernetes://ingress-cred-cacert"] == nil {
+		t.Fatalf("istio-system's gateway got %v, want its certificate and CA", secretNames(got))
+	}
+	if got := gatewayCredentials(in, "shop", names); len(got) != 0 {
+		t.Fatalf("a proxy of namespace shop got %v", secretNames(got))
+	}
+}
+
+// names lists the secrets' names only (never key material in a test failure).
+func secretNames(m map[string]*tlsv3.Secret) []string { return slices.Sorted(maps.Keys(m)) }
