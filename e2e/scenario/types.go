@@ -69,6 +69,25 @@ type Step struct {
 	// Expect is required for request and peerCertificate steps and not allowed for
 	// apply and delete steps.
 	Expect *Expect `json:"expect,omitempty"`
+	// UnderLoad (format 1.1, gateway TLS; apply and delete steps only) keeps sending
+	// a request while the change converges: see RequestStream.
+	UnderLoad *RequestStream `json:"underLoad,omitempty"`
+}
+
+// RequestStream is a stream of the same https:// request, one connection after another, sent
+// from before an apply or delete step's change until the new certificate is served.
+// The step passes when every request got Expect.Status, the last ones presented
+// UntilServerCertificate, and the Envoy of Pod kept running (same process id, its
+// admin uptime only grew): a rotation that drops requests or restarts Envoy fails.
+type RequestStream struct {
+	Request Request `json:"request"`
+	// Status every response must have; default 200.
+	Status int `json:"status,omitempty"`
+	// UntilServerCertificate is the certificate the change must make the server
+	// present; requests go on until it did (within 30s).
+	UntilServerCertificate ServerCertificate `json:"untilServerCertificate"`
+	// Pod is the proxy, `namespace/name`, whose Envoy must not restart.
+	Pod string `json:"pod"`
 }
 
 // StepKind names what a step does.

@@ -185,6 +185,27 @@ func validateStep(p *problems, path string, st *Step, dir string) {
 	if k := st.Kind(); (k == KindApply || k == KindDelete) && st.Expect != nil {
 		p.add(expectPath, "not allowed in "+string(k)+" steps")
 	}
+	if l := st.UnderLoad; l != nil {
+		lp := child(path, "underLoad")
+		if k := st.Kind(); k != KindApply && k != KindDelete {
+			p.add(lp, "only in apply and delete steps")
+		}
+		validateRequest(p, child(lp, "request"), &l.Request)
+		if !strings.HasPrefix(l.Request.URL, "https://") || l.Request.TLS == nil {
+			p.add(child(lp, "request"), "want an https:// url with tls")
+		}
+		uc := l.UntilServerCertificate
+		if uc.Serial == "" && uc.DNSSAN == "" {
+			p.add(child(lp, "untilServerCertificate"), "needs serial or dnsSAN")
+		}
+		if uc.Serial != "" && !hexSerial.MatchString(uc.Serial) {
+			p.add(child(child(lp, "untilServerCertificate"), "serial"), fmt.Sprintf("%q: want hex digits, no colons", uc.Serial))
+		}
+		if l.Status < 0 || l.Status > 599 {
+			p.add(child(lp, "status"), "want an HTTP status")
+		}
+		validateFrom(p, child(lp, "pod"), l.Pod, false)
+	}
 }
 
 func setOf(items []string) map[string]bool {
