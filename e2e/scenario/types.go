@@ -56,6 +56,17 @@ type App struct {
 	// ServerFirst (format 1.2) lists container ports whose line echo greets first: on
 	// accept it sends `warden-banner <port>` before reading anything (SMTP-like).
 	ServerFirst []int `json:"serverFirst,omitempty"`
+	// TLS (format 1.1, gateway TLS) makes the app terminate TLS itself on some HTTP
+	// ports, as a backend behind a PASSTHROUGH gateway server does.
+	TLS *AppTLS `json:"tls,omitempty"`
+}
+
+// AppTLS is the certificate an app serves HTTPS with, and on which container ports.
+// Use ${path:...} for the files: the app reads them by absolute path.
+type AppTLS struct {
+	Certificate string `json:"certificate"`
+	PrivateKey  string `json:"privateKey"`
+	Ports       []int  `json:"ports"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.
@@ -149,6 +160,9 @@ type RequestTLS struct {
 	// ClientCert and ClientKey are PEM files of a client certificate to present.
 	ClientCert string `json:"clientCert,omitempty"`
 	ClientKey  string `json:"clientKey,omitempty"`
+	// MaxVersion is the highest TLS version the client offers: "1.2" or "1.3"
+	// (default).
+	MaxVersion string `json:"maxVersion,omitempty"`
 }
 
 // Outside is the Request.From value of a caller that is not in the mesh.

@@ -117,6 +117,23 @@ func validateApp(p *problems, path, key string, app App) {
 			seen[port] = list.name
 		}
 	}
+	if t := app.TLS; t != nil {
+		tp := child(path, "tls")
+		if t.Certificate == "" || t.PrivateKey == "" {
+			p.add(tp, "certificate and privateKey are required (${path:...})")
+		}
+		if len(t.Ports) == 0 {
+			p.add(child(tp, "ports"), "lists no ports")
+		}
+		for i, port := range t.Ports {
+			if port < 1 || port > 65535 {
+				p.add(fmt.Sprintf("%s[%d]", child(tp, "ports"), i), fmt.Sprintf("%d: want a port from 1 to 65535", port))
+			}
+			if seen[port] != "" {
+				p.add(fmt.Sprintf("%s[%d]", child(tp, "ports"), i), fmt.Sprintf("%d is a %s port, not HTTP", port, seen[port]))
+			}
+		}
+	}
 	for _, route := range sortedKeys(app.Forward) {
 		field := child(child(path, "forward"), route)
 		if !strings.HasPrefix(route, "/") {
