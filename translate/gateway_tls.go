@@ -155,11 +155,15 @@ func (b *builder) serverTLS(w *watch.Workload, s gatewayServer) (*core.Transport
 	for _, san := range t.GetSubjectAltNames() {
 		check.MatchTypedSubjectAltNames = append(check.MatchTypedSubjectAltNames, typedSAN(san))
 	}
+	if !b.checkSpki(s, field, t.GetVerifyCertificateSpki()) {
+		return nil, false
+	}
 	check.VerifyCertificateSpki = t.GetVerifyCertificateSpki()
-	for _, h := range t.GetVerifyCertificateHash() {
+	for i, h := range t.GetVerifyCertificateHash() {
 		// Envoy wants hex, with or without colons; Istio passes them through.
-		if _, err := hex.DecodeString(strings.ReplaceAll(h, ":", "")); err != nil {
-			b.diag(severityError, &s.gw.Meta, field+".verifyCertificateHash", "not a hex SHA-256 digest: server refuses connections")
+		if raw, err := hex.DecodeString(strings.ReplaceAll(h, ":", "")); err != nil || len(raw) != 32 {
+			b.diag(severityError, &s.gw.Meta, field+".verifyCertificateHash["+strconv.Itoa(i)+"]",
+				"server "+serverLabel(s)+": not a hex SHA-256 digest: server refuses connections")
 			return nil, false
 		}
 		check.VerifyCertificateHash = append(check.VerifyCertificateHash, h)
@@ -265,7 +269,10 @@ func (b *builder) serverTLSParams(s gatewayServer, field string, t *networking.S
 	}
 	p.TlsMaximumProtocolVersion = versions[t.GetMaxProtocolVersion()]
 	if p.TlsMaximumProtocolVersion != tlsv3.TlsParameters_TLS_AUTO && p.TlsMaximumProtocolVersion < p.TlsMinimumProtocolVersion {
-		b.diag(severityError, &s.gw.Meta, field+".maxProtocolVersion", "below minProtocolVersion: server refuses connections")
+		b.diag(severityError, &s.gw.Meta, field+".maxProtocolVersion", "server "+serverLabel(s)+": below minProtocolVersion: server refuses connections")
+		return nil, false
+	}
+	if !b.checkCipherSuites(s, field, t.GetCipherSuites()) {
 		return nil, false
 	}
 	p.CipherSuites = slices.Clone(t.GetCipherSuites())
