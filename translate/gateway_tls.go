@@ -96,13 +96,14 @@ func (b *builder) gatewayTLSListener(port uint32, w *watch.Workload, servers []g
 			l.FilterChains = append(l.FilterChains, b.passthroughChains(s, port, match)...)
 			continue
 		}
-		if strings.ToUpper(s.server.GetPort().GetProtocol()) != "HTTPS" {
-			b.diag(severityWarning, &s.gw.Meta, field+".port.protocol",
-				"a TLS server terminating TLS (mode "+mode.String()+") is served as HTTPS")
-		}
 		ts, ok := b.serverTLS(w, s)
 		if !ok {
 			l.FilterChains = append(l.FilterChains, b.refusingChain(chainName, match))
+			continue
+		}
+		if strings.ToUpper(s.server.GetPort().GetProtocol()) == "TLS" {
+			// TLS terminated, then opaque bytes by VirtualService tcp routes (gateway_tcp.go).
+			l.FilterChains = append(l.FilterChains, b.terminatedTCPChain(s, port, chainName, match, ts))
 			continue
 		}
 		routeName := gatewayHTTPSRouteName(s)
@@ -149,6 +150,9 @@ func (b *builder) serverTLS(w *watch.Workload, s gatewayServer) (*core.Transport
 		return nil, false
 	}
 	alpn := []string{"h2", "http/1.1"}
+	if strings.ToUpper(s.server.GetPort().GetProtocol()) == "TLS" {
+		alpn = nil // opaque bytes after the handshake: no application protocol to offer
+	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{TlsParams: params, AlpnProtocols: alpn}}
 	common := ctx.CommonTlsContext
 	check := &tlsv3.CertificateValidationContext{}

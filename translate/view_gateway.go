@@ -49,7 +49,7 @@ type GatewayCertView struct {
 // GatewayRouteView is one route of a VirtualService bound to the server.
 type GatewayRouteView struct {
 	VirtualService string   `json:"virtualService"` // ns/name
-	Kind           string   `json:"kind"`           // http or tls
+	Kind           string   `json:"kind"`           // http, tls (PASSTHROUGH) or tcp (TLS terminated)
 	Hosts          []string `json:"hosts"`          // bound hosts (http) or sniHosts (tls)
 	Destinations   []string `json:"destinations"`   // host[:port][ subset s] [weight w]
 }
@@ -129,8 +129,9 @@ func (x *Index) gatewayServerView(w *watch.Workload, port uint32, s gatewayServe
 	return v
 }
 
-// gatewayRouteViews are the http routes (HTTP and terminated HTTPS servers) or tls
-// routes (PASSTHROUGH) that bound VirtualServices give the server.
+// gatewayRouteViews are the http routes (HTTP and HTTPS servers), tls routes
+// (PASSTHROUGH) or tcp routes (TLS servers terminating TLS) that bound
+// VirtualServices give the server.
 func (x *Index) gatewayRouteViews(s gatewayServer, port uint32) []GatewayRouteView {
 	passthrough := s.server.GetTls().GetMode() == networking.ServerTLSSettings_PASSTHROUGH && isTLSServer(s.server)
 	var out []GatewayRouteView
@@ -140,6 +141,19 @@ func (x *Index) gatewayRouteViews(s gatewayServer, port uint32) []GatewayRouteVi
 		}
 		hosts := boundHosts(vs, s)
 		if len(hosts) == 0 {
+			continue
+		}
+		if isTLSServer(s.server) && !passthrough && strings.ToUpper(s.server.GetPort().GetProtocol()) == "TLS" {
+			for _, r := range vs.Spec.GetTcp() {
+				if !tcpRouteMatches(r, port, vs, s) {
+					continue
+				}
+				var dests []string
+				for _, d := range r.GetRoute() {
+					dests = append(dests, destinationText(d.GetDestination(), d.GetWeight()))
+				}
+				out = append(out, GatewayRouteView{VirtualService: vs.Key(), Kind: "tcp", Hosts: hosts, Destinations: dests})
+			}
 			continue
 		}
 		if !passthrough {
