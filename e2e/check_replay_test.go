@@ -9,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
@@ -52,7 +53,13 @@ func TestCheckAgreesWithEnvoy(t *testing.T) {
 			tally.skip("the target is an external host, outside the mesh")
 			return
 		}
-		skip, disagree, err := replayStep(ctx, m, st)
+		if st.Request.TLS != nil && st.Expect.ConnectionError {
+			// The gateway refused the TLS handshake (certificate, version, SNI):
+			// check explains HTTP authorization, which such a request never reaches.
+			tally.skip("a TLS handshake refused it, before any HTTP authorization")
+			return
+		}
+		skip, disagree, err := replayStep(ctx, m, st, sc.Dir)
 		switch {
 		case err != nil:
 			tally.disagreements = append(tally.disagreements, where+": "+err.Error())
@@ -98,7 +105,7 @@ func outsideMesh(sc *scenario.Scenario, r *scenario.Request) bool {
 
 // replayStep sends the step's request again to read Envoy's full answer, asks check
 // about the first proxy on its path, and compares.
-func replayStep(ctx context.Context, m *harness.Mesh, st *scenario.Step) (skip, disagree string, err error) {
+func replayStep(ctx context.Context, m *harness.Mesh, st *scenario.Step, dir string) (skip, disagree string, err error) {
 	r := st.Request
 	in, _, err := watch.LoadDir(m.ConfigDir)
 	if err != nil {
@@ -119,7 +126,7 @@ func replayStep(ctx context.Context, m *harness.Mesh, st *scenario.Step) (skip, 
 	if err != nil {
 		return "", "", err
 	}
-	res, err := sendAgain(ctx, m, from, r, tgt.connect)
+	res, err := sendAgain(ctx, m, from, r, tgt.connect, dir)
 	if err != nil {
 		return "", "", err
 	}
@@ -214,8 +221,27 @@ func serviceByDNS(in *watch.Input, ns, host string) *watch.Service {
 }
 
 // sendAgain sends the step's request once more from the caller, as the runner does.
-func sendAgain(ctx context.Context, m *harness.Mesh, from *harness.Pod, r *scenario.Request, connect string) (harness.Result, error) {
+func sendAgain(ctx context.Context, m *harness.Mesh, from *harness.Pod, r *scenario.Request, connect, dir string) (harness.Result, error) {
 	args := []string{m.Bin.App, "request", "-url", r.URL, "-method", r.Method, "-timeout", "5s"}
+	if t := r.TLS; t != nil {
+		// The same handshake as the step's (request.tls, files beside the scenario).
+		abs := func(p string) string {
+			if filepath.IsAbs(p) {
+				return p
+			}
+			return filepath.Join(dir, p)
+		}
+		args = append(args, "-ca", abs(t.CA))
+		if t.SNI != "" {
+			args = append(args, "-sni", t.SNI)
+		}
+		if t.ClientCert != "" {
+			args = append(args, "-cert", abs(t.ClientCert), "-key", abs(t.ClientKey))
+		}
+		if t.MaxVersion != "" {
+			args = append(args, "-tls-max", t.MaxVersion)
+		}
+	}
 	if connect != "" {
 		args = append(args, "-connect", connect)
 	}

@@ -96,13 +96,14 @@ func (b *builder) gatewayTLSListener(port uint32, w *watch.Workload, servers []g
 			l.FilterChains = append(l.FilterChains, b.passthroughChains(s, port, match)...)
 			continue
 		}
-		if strings.ToUpper(s.server.GetPort().GetProtocol()) != "HTTPS" {
-			b.diag(severityWarning, &s.gw.Meta, field+".port.protocol",
-				"a TLS server terminating TLS (mode "+mode.String()+") is served as HTTPS")
-		}
 		ts, ok := b.serverTLS(w, s)
 		if !ok {
 			l.FilterChains = append(l.FilterChains, b.refusingChain(chainName, match))
+			continue
+		}
+		if strings.ToUpper(s.server.GetPort().GetProtocol()) == "TLS" {
+			// TLS terminated, then opaque bytes by VirtualService tcp routes (gateway_tcp.go).
+			l.FilterChains = append(l.FilterChains, b.terminatedTCPChain(s, port, chainName, match, ts))
 			continue
 		}
 		routeName := gatewayHTTPSRouteName(s)
@@ -149,17 +150,24 @@ func (b *builder) serverTLS(w *watch.Workload, s gatewayServer) (*core.Transport
 		return nil, false
 	}
 	alpn := []string{"h2", "http/1.1"}
+	if strings.ToUpper(s.server.GetPort().GetProtocol()) == "TLS" {
+		alpn = nil // opaque bytes after the handshake: no application protocol to offer
+	}
 	ctx := &tlsv3.DownstreamTlsContext{CommonTlsContext: &tlsv3.CommonTlsContext{TlsParams: params, AlpnProtocols: alpn}}
 	common := ctx.CommonTlsContext
 	check := &tlsv3.CertificateValidationContext{}
 	for _, san := range t.GetSubjectAltNames() {
 		check.MatchTypedSubjectAltNames = append(check.MatchTypedSubjectAltNames, typedSAN(san))
 	}
+	if !b.checkSpki(s, field, t.GetVerifyCertificateSpki()) {
+		return nil, false
+	}
 	check.VerifyCertificateSpki = t.GetVerifyCertificateSpki()
-	for _, h := range t.GetVerifyCertificateHash() {
+	for i, h := range t.GetVerifyCertificateHash() {
 		// Envoy wants hex, with or without colons; Istio passes them through.
-		if _, err := hex.DecodeString(strings.ReplaceAll(h, ":", "")); err != nil {
-			b.diag(severityError, &s.gw.Meta, field+".verifyCertificateHash", "not a hex SHA-256 digest: server refuses connections")
+		if raw, err := hex.DecodeString(strings.ReplaceAll(h, ":", "")); err != nil || len(raw) != 32 {
+			b.diag(severityError, &s.gw.Meta, field+".verifyCertificateHash["+strconv.Itoa(i)+"]",
+				"server "+serverLabel(s)+": not a hex SHA-256 digest: server refuses connections")
 			return nil, false
 		}
 		check.VerifyCertificateHash = append(check.VerifyCertificateHash, h)
@@ -268,7 +276,10 @@ func (b *builder) serverTLSParams(s gatewayServer, field string, t *networking.S
 	}
 	p.TlsMaximumProtocolVersion = versions[t.GetMaxProtocolVersion()]
 	if p.TlsMaximumProtocolVersion != tlsv3.TlsParameters_TLS_AUTO && p.TlsMaximumProtocolVersion < p.TlsMinimumProtocolVersion {
-		b.diag(severityError, &s.gw.Meta, field+".maxProtocolVersion", "below minProtocolVersion: server refuses connections")
+		b.diag(severityError, &s.gw.Meta, field+".maxProtocolVersion", "server "+serverLabel(s)+": below minProtocolVersion: server refuses connections")
+		return nil, false
+	}
+	if !b.checkCipherSuites(s, field, t.GetCipherSuites()) {
 		return nil, false
 	}
 	p.CipherSuites = slices.Clone(t.GetCipherSuites())

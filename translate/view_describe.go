@@ -29,6 +29,8 @@ type WorkloadDescription struct {
 	RequestAuthentications []RequestAuthnView    `json:"requestAuthentications,omitempty"`
 	DestinationRules       []DestinationRuleView `json:"destinationRules,omitempty"`
 	Egress                 *EgressView           `json:"egress,omitempty"` // view_egress.go
+	// GatewayServers are the Gateway servers an ingress gateway serves (view_gateway.go).
+	GatewayServers []GatewayServerView `json:"gatewayServers,omitempty"`
 	// Diagnostics are the problems with the objects above, from the Input and from
 	// translating this workload.
 	Diagnostics []watch.Diagnostic `json:"diagnostics,omitempty"`
@@ -151,6 +153,13 @@ func (x *Index) describe(w *watch.Workload, proxied bool) WorkloadDescription {
 		diags = x.Translate(p).Diagnostics
 	}
 	diags = append(diags, x.in.Diagnostics...)
+	d.GatewayServers = x.gatewayServerViews(w, diags)
+	for _, s := range d.GatewayServers {
+		refs["Gateway "+s.Gateway] = true
+		for _, r := range s.Routes {
+			refs["VirtualService "+r.VirtualService] = true
+		}
+	}
 	for _, dg := range diags {
 		if refs[dg.Kind+" "+dg.Namespace+"/"+dg.Name] || x.securityInScope(dg, w) {
 			d.Diagnostics = append(d.Diagnostics, dg)

@@ -27,7 +27,10 @@ func newDescribeCmd() *cobra.Command {
 and expiry of the certificate its connected proxy is served), the Services it backs, the
 effective inbound mTLS mode per port and why, every AuthorizationPolicy and
 RequestAuthentication that applies (with the rules enforced on HTTP and on TCP ports),
-the DestinationRules that shape its outbound TLS, and the problems with those objects.`,
+the DestinationRules that shape its outbound TLS, and the problems with those objects.
+For an ingress gateway, each Gateway server: port, hosts, TLS mode, the certificate it
+presents (source Secret, serial, expiry, SANs; never key material), whether it refuses
+connections, and what its VirtualServices route to.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := output.check(); err != nil {
@@ -157,6 +160,10 @@ func printDescription(w io.Writer, d translate.WorkloadDescription) {
 				fmt.Fprintf(w, "  BLOCKED %s: %s\n", h.Host, h.Blocked)
 			}
 		}
+	}
+
+	if d.Proxy == translate.ProxyGateway {
+		printGatewayServers(w, d.GatewayServers)
 	}
 
 	section(w, "Diagnostics", len(d.Diagnostics))

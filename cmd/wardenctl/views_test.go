@@ -130,6 +130,34 @@ func TestViewsGolden(t *testing.T) {
 		}
 		golden.Check(t, filepath.Join("testdata", "describe-egress-credential.golden"), []byte(got))
 	})
+	// Issue 15: describe of a TLS gateway shows each server (port, hosts, TLS mode),
+	// its certificate (source Secret, serial, expiry, SANs) and its routes, and never
+	// key material, in any output format.
+	t.Run("describe-gateway-tls", func(t *testing.T) {
+		server := fakeWardendFor(t, "gateway-tls.yaml")
+		got, err := runWardenctl(t, "describe", "istio-ingressgateway.istio-system", "--server", server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{"443 https-www", "serial 1501", "Secret istio-system/example-credential",
+			"REFUSES CONNECTIONS: spec.servers[4].tls.credentialName", "route:       tls istioinaction/secure secure.example.com -> secure:8443"} {
+			if !strings.Contains(got, want) {
+				t.Errorf("describe does not show %q:\n%s", want, got)
+			}
+		}
+		golden.Check(t, filepath.Join("testdata", "describe-gateway-tls.golden"), []byte(got))
+		js, err := runWardenctl(t, "describe", "istio-ingressgateway.istio-system", "-o", "json", "--server", server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, out := range []string{got, js} {
+			for _, secret := range []string{"PRIVATE KEY", "LS0tLS1CRUdJTiBFQyBQUklWQVRFIEtFWS0tLS0t", "keyPEM", "KeyPEM"} {
+				if strings.Contains(out, secret) {
+					t.Errorf("describe output contains key material (%q)", secret)
+				}
+			}
+		}
+	})
 	golden.Prune(t, filepath.Join("testdata", "*.golden"))
 }
 

@@ -60,6 +60,7 @@ func requestMain(ctx context.Context, args []string, out io.Writer) error {
 	fs.StringVar(&tc.sni, "sni", "", "https: server name to send (default the URL host)")
 	fs.StringVar(&tc.cert, "cert", "", "https: PEM client certificate to present")
 	fs.StringVar(&tc.key, "key", "", "https: PEM key of -cert")
+	fs.StringVar(&tc.max, "tls-max", "", "https: highest TLS version to offer, 1.2 or 1.3 (default 1.3)")
 	var headers headerFlags
 	fs.Var(&headers, "header", "request header name=value (repeatable)")
 	if err := fs.Parse(args); err != nil {

@@ -30,6 +30,12 @@ type appConfig struct {
 	TCPEcho []int `json:"tcpEcho,omitempty"`
 	// ServerFirst are line echo ports that greet first: `warden-banner <port>` on accept.
 	ServerFirst []int `json:"serverFirst,omitempty"`
+	// TLS serves HTTPS with this certificate on the listed HTTP ports.
+	TLS *struct {
+		Certificate string `json:"certificate"`
+		PrivateKey  string `json:"privateKey"`
+		Ports       []int  `json:"ports"`
+	} `json:"tls,omitempty"`
 }
 
 // loadConfig reads a JSON app configuration; an empty path means the default behaviour.

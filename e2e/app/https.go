@@ -9,7 +9,7 @@ import (
 
 // tlsClient is the client side of an https request: the roots to verify the server
 // with, the SNI, and an optional client certificate.
-type tlsClient struct{ ca, sni, cert, key string }
+type tlsClient struct{ ca, sni, cert, key, max string }
 
 func (t *tlsClient) config() (*tls.Config, error) {
 	pemCA, err := os.ReadFile(t.ca)
@@ -21,6 +21,15 @@ func (t *tlsClient) config() (*tls.Config, error) {
 		return nil, fmt.Errorf("-ca %s: no PEM certificate", t.ca)
 	}
 	cfg := &tls.Config{RootCAs: roots, ServerName: t.sni, MinVersion: tls.VersionTLS12}
+	switch t.max {
+	case "":
+	case "1.2":
+		cfg.MaxVersion = tls.VersionTLS12
+	case "1.3":
+		cfg.MaxVersion = tls.VersionTLS13
+	default:
+		return nil, fmt.Errorf("-tls-max %q: want 1.2 or 1.3", t.max)
+	}
 	if t.cert != "" {
 		pair, err := tls.LoadX509KeyPair(t.cert, t.key)
 		if err != nil {

@@ -71,6 +71,19 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		httpLns = wrapped
 	}
+	if t := cfg.TLS; t != nil {
+		for i, p := range hp {
+			if !slices.Contains(t.Ports, p) {
+				continue
+			}
+			wrapped, err := tlsListeners(httpLns[i:i+1], t.Certificate, t.PrivateKey)
+			if err != nil {
+				closeAll()
+				return fmt.Errorf("config tls: %w", err)
+			}
+			httpLns[i] = wrapped[0]
+		}
+	}
 	for _, p := range tp {
 		ln, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(p)))
 		if err != nil {

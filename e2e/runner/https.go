@@ -34,6 +34,9 @@ func (w *world) tlsArgs(t *scenario.RequestTLS) ([]string, error) {
 	if t.SNI != "" {
 		args = append(args, "-sni", t.SNI)
 	}
+	if t.MaxVersion != "" {
+		args = append(args, "-tls-max", t.MaxVersion)
+	}
 	if t.ClientCert != "" {
 		cert, err := abs("clientCert", t.ClientCert)
 		if err != nil {

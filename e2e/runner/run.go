@@ -165,6 +165,9 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 			if st.Kind() == scenario.KindApply || st.Kind() == scenario.KindDelete {
 				extra = fmt.Sprintf(" (SYNCED in %s)", res.waited.Round(time.Millisecond))
 			}
+			if st.UnderLoad != nil {
+				extra += ": " + res.got
+			}
 			fmt.Fprintf(o.Out, "PASS %s/%s%s\n", sc.Name, st.Name, extra)
 		} else {
 			sum.Failed++
@@ -226,6 +229,14 @@ func printKept(out io.Writer, sc *scenario.Scenario, m *harness.Mesh) {
 }
 
 func (w *world) runStep(ctx context.Context, st *scenario.Step) (outcome, error) {
+	if st.UnderLoad != nil {
+		return w.runUnderLoad(ctx, st, func() (outcome, error) { return w.runChange(ctx, st) })
+	}
+	return w.runChange(ctx, st)
+}
+
+// runChange runs one step without underLoad.
+func (w *world) runChange(ctx context.Context, st *scenario.Step) (outcome, error) {
 	switch st.Kind() {
 	case scenario.KindRequest:
 		return w.runRequest(ctx, st)

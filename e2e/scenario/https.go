@@ -27,6 +27,9 @@ func validateRequestTLS(p *problems, path string, r *Request) {
 	if (t.ClientCert == "") != (t.ClientKey == "") {
 		p.add(path, "clientCert and clientKey go together")
 	}
+	if t.MaxVersion != "" && t.MaxVersion != "1.2" && t.MaxVersion != "1.3" {
+		p.add(child(path, "maxVersion"), fmt.Sprintf("%q: want 1.2 or 1.3", t.MaxVersion))
+	}
 	if strings.ContainsAny(t.SNI, " /:\x00") {
 		p.add(child(path, "sni"), fmt.Sprintf("%q is not a server name", t.SNI))
 	}

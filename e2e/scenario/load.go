@@ -146,5 +146,8 @@ func applyDefaults(sc *Scenario) {
 		if r := st.Request; r != nil && r.TCP == "" && r.Method == "" {
 			r.Method = "GET"
 		}
+		if l := st.UnderLoad; l != nil && l.Request.Method == "" {
+			l.Request.Method = "GET"
+		}
 	}
 }

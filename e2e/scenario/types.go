@@ -56,6 +56,17 @@ type App struct {
 	// ServerFirst (format 1.2) lists container ports whose line echo greets first: on
 	// accept it sends `warden-banner <port>` before reading anything (SMTP-like).
 	ServerFirst []int `json:"serverFirst,omitempty"`
+	// TLS (format 1.1, gateway TLS) makes the app terminate TLS itself on some HTTP
+	// ports, as a backend behind a PASSTHROUGH gateway server does.
+	TLS *AppTLS `json:"tls,omitempty"`
+}
+
+// AppTLS is the certificate an app serves HTTPS with, and on which container ports.
+// Use ${path:...} for the files: the app reads them by absolute path.
+type AppTLS struct {
+	Certificate string `json:"certificate"`
+	PrivateKey  string `json:"privateKey"`
+	Ports       []int  `json:"ports"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.
@@ -69,6 +80,25 @@ type Step struct {
 	// Expect is required for request and peerCertificate steps and not allowed for
 	// apply and delete steps.
 	Expect *Expect `json:"expect,omitempty"`
+	// UnderLoad (format 1.1, gateway TLS; apply and delete steps only) keeps sending
+	// a request while the change converges: see RequestStream.
+	UnderLoad *RequestStream `json:"underLoad,omitempty"`
+}
+
+// RequestStream is a stream of the same https:// request, one connection after another, sent
+// from before an apply or delete step's change until the new certificate is served.
+// The step passes when every request got Expect.Status, the last ones presented
+// UntilServerCertificate, and the Envoy of Pod kept running (same process id, its
+// admin uptime only grew): a rotation that drops requests or restarts Envoy fails.
+type RequestStream struct {
+	Request Request `json:"request"`
+	// Status every response must have; default 200.
+	Status int `json:"status,omitempty"`
+	// UntilServerCertificate is the certificate the change must make the server
+	// present; requests go on until it did (within 30s).
+	UntilServerCertificate ServerCertificate `json:"untilServerCertificate"`
+	// Pod is the proxy, `namespace/name`, whose Envoy must not restart.
+	Pod string `json:"pod"`
 }
 
 // StepKind names what a step does.
@@ -130,6 +160,9 @@ type RequestTLS struct {
 	// ClientCert and ClientKey are PEM files of a client certificate to present.
 	ClientCert string `json:"clientCert,omitempty"`
 	ClientKey  string `json:"clientKey,omitempty"`
+	// MaxVersion is the highest TLS version the client offers: "1.2" or "1.3"
+	// (default).
+	MaxVersion string `json:"maxVersion,omitempty"`
 }
 
 // Outside is the Request.From value of a caller that is not in the mesh.

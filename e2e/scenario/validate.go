@@ -117,6 +117,23 @@ func validateApp(p *problems, path, key string, app App) {
 			seen[port] = list.name
 		}
 	}
+	if t := app.TLS; t != nil {
+		tp := child(path, "tls")
+		if t.Certificate == "" || t.PrivateKey == "" {
+			p.add(tp, "certificate and privateKey are required (${path:...})")
+		}
+		if len(t.Ports) == 0 {
+			p.add(child(tp, "ports"), "lists no ports")
+		}
+		for i, port := range t.Ports {
+			if port < 1 || port > 65535 {
+				p.add(fmt.Sprintf("%s[%d]", child(tp, "ports"), i), fmt.Sprintf("%d: want a port from 1 to 65535", port))
+			}
+			if seen[port] != "" {
+				p.add(fmt.Sprintf("%s[%d]", child(tp, "ports"), i), fmt.Sprintf("%d is a %s port, not HTTP", port, seen[port]))
+			}
+		}
+	}
 	for _, route := range sortedKeys(app.Forward) {
 		field := child(child(path, "forward"), route)
 		if !strings.HasPrefix(route, "/") {
@@ -184,6 +201,27 @@ func validateStep(p *problems, path string, st *Step, dir string) {
 	}
 	if k := st.Kind(); (k == KindApply || k == KindDelete) && st.Expect != nil {
 		p.add(expectPath, "not allowed in "+string(k)+" steps")
+	}
+	if l := st.UnderLoad; l != nil {
+		lp := child(path, "underLoad")
+		if k := st.Kind(); k != KindApply && k != KindDelete {
+			p.add(lp, "only in apply and delete steps")
+		}
+		validateRequest(p, child(lp, "request"), &l.Request)
+		if !strings.HasPrefix(l.Request.URL, "https://") || l.Request.TLS == nil {
+			p.add(child(lp, "request"), "want an https:// url with tls")
+		}
+		uc := l.UntilServerCertificate
+		if uc.Serial == "" && uc.DNSSAN == "" {
+			p.add(child(lp, "untilServerCertificate"), "needs serial or dnsSAN")
+		}
+		if uc.Serial != "" && !hexSerial.MatchString(uc.Serial) {
+			p.add(child(child(lp, "untilServerCertificate"), "serial"), fmt.Sprintf("%q: want hex digits, no colons", uc.Serial))
+		}
+		if l.Status < 0 || l.Status > 599 {
+			p.add(child(lp, "status"), "want an HTTP status")
+		}
+		validateFrom(p, child(lp, "pod"), l.Pod, false)
 	}
 }
 

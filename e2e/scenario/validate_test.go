@@ -176,6 +176,16 @@ func TestLoadRejects(t *testing.T) {
 			[]string{`apps["a/b"].tcpEcho[0]: want an integer`}},
 		{"allowed service account with a path", "name: x\napps:\n  a/b: {extAuthzGrpc: true, extAuthzAllowServiceAccount: ns/foo/sa/sleep}\n" + validSteps,
 			[]string{`apps["a/b"].extAuthzAllowServiceAccount: want a service account name`}},
+		{"app tls without files or ports", "name: x\napps:\n  a/b: {tls: {certificate: \"\"}}\n" + validSteps,
+			[]string{`apps["a/b"].tls: certificate and privateKey are required`, `apps["a/b"].tls.ports: lists no ports`}},
+		{"app tls on a tcpEcho port", "name: x\napps:\n  a/b: {tcpEcho: [9000], tls: {certificate: c, privateKey: k, ports: [9000]}}\n" + validSteps,
+			[]string{`apps["a/b"].tls.ports[0]: 9000 is a tcpEcho port, not HTTP`}},
+		{"bad request tls maxVersion", "name: x\nsteps:\n  - request: {from: outside, url: https://a.b/, tls: {ca: c.pem, maxVersion: \"1.1\"}}\n    expect: {status: 200}\n",
+			[]string{`steps[0].request.tls.maxVersion: "1.1": want 1.2 or 1.3`}},
+		{"underLoad on a request step", "name: x\nsteps:\n  - request: {from: outside, url: http://a.b/}\n    expect: {status: 200}\n    underLoad: {request: {from: outside, url: https://a.b/, tls: {ca: c.pem}}, untilServerCertificate: {serial: \"1\"}, pod: a/b}\n",
+			[]string{"steps[0].underLoad: only in apply and delete steps"}},
+		{"underLoad without a certificate, pod or https", "name: x\nsteps:\n  - delete: [{kind: Namespace, name: a}]\n    underLoad: {request: {from: outside, url: http://a.b/}}\n",
+			[]string{"steps[0].underLoad.request: want an https:// url with tls", "steps[0].underLoad.untilServerCertificate: needs serial or dnsSAN", "steps[0].underLoad.pod: required"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

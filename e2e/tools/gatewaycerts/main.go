@@ -1,7 +1,7 @@
 // Command gatewaycerts writes the test PKI of the gateway TLS scenarios
 // (e2e/scenarios/gateway-tls-testdata): a CA, server certificates for
 // *.example.com with fixed serials (0x1501 and, for rotation, 0x1502), a client
-// certificate the CA signs, one from another CA, a backend certificate for
+// certificate the CA signs, one with another SAN, one from another CA, a backend certificate for
 // PASSTHROUGH, and the Secret manifests that carry them. The files are checked in;
 // run it again only to change them:
 //
@@ -102,13 +102,19 @@ func main() {
 	v2 := newCert(0x1502, "www.example.com", []string{"www.example.com", "*.example.com"}, ca, false, x509.ExtKeyUsageServerAuth)
 	client := newCert(0x1511, "client.example.com", []string{"client.example.com"}, ca, false, x509.ExtKeyUsageClientAuth)
 	stranger := newCert(0x1611, "stranger.example.com", []string{"stranger.example.com"}, other, false, x509.ExtKeyUsageClientAuth)
-	backend := newCert(0x1521, "secure.example.com", []string{"secure.example.com"}, ca, false, x509.ExtKeyUsageServerAuth)
+	// The backend also names other.example.com, so a gateway that forwarded an SNI no
+	// tls route claims would complete the client's handshake instead of refusing it.
+	backend := newCert(0x1521, "secure.example.com", []string{"secure.example.com", "other.example.com"}, ca, false, x509.ExtKeyUsageServerAuth)
+	// Signed by the CA, but with a SAN a server's subjectAltNames does not list.
+	otherClient := newCert(0x1512, "other-client.example.com", []string{"other-client.example.com"}, ca, false, x509.ExtKeyUsageClientAuth)
 
 	write("ca.crt", ca.certPEM)
 	write("client.crt", client.certPEM)
 	write("client.key", client.keyPEM)
 	write("stranger.crt", stranger.certPEM)
 	write("stranger.key", stranger.keyPEM)
+	write("other-client.crt", otherClient.certPEM)
+	write("other-client.key", otherClient.keyPEM)
 	write("backend.crt", backend.certPEM)
 	write("backend.key", backend.keyPEM)
 	// the gateway's credentials: SIMPLE uses tls.crt/tls.key, MUTUAL also ca.crt
