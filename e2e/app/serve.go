@@ -76,7 +76,7 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 			if !slices.Contains(t.Ports, p) {
 				continue
 			}
-			wrapped, err := tlsListeners(httpLns[i:i+1], t.Certificate, t.PrivateKey)
+			wrapped, err := tlsListeners(httpLns[i:i+1], t.Certificate, t.PrivateKey, "")
 			if err != nil {
 				closeAll()
 				return fmt.Errorf("config tls: %w", err)
