@@ -74,20 +74,38 @@ func TestCredentialNameReadsTheProxyNamespace(t *testing.T) {
 		}
 	}
 
-	// Kubernetes mode reads Secrets of the listed namespaces only: a Secret missing
-	// because its namespace is not listed says which flag to extend.
+	// Kubernetes mode reads Secrets per use: --gateway-secret-namespaces for Gateway
+	// credentialName, --client-secret-namespaces for DestinationRule credentialName. A
+	// Secret of a namespace read for gateways only (istio-system here, which has a
+	// Secret "client") is not a client credential: the rule is blocked there, and the
+	// hint names the flag of the missing use. other is read for nothing.
 	in := watch.Build(objs, diags)
-	in.SecretNamespaces = []string{"shop"}
-	for ns, want := range map[string]string{"other": "add it to --client-secret-namespaces", "shop": ""} {
-		out := NewIndex(in).Translate(Proxy{ID: "web." + ns, Namespace: ns, Pod: "web", ServiceAccount: "web"})
+	in.SetSecretUses([]string{"istio-system"}, []string{"shop"})
+	pod3 := "apiVersion: v1\nkind: Pod\nmetadata: {name: web, namespace: istio-system, labels: {app: web}, annotations: {warden.io/pod-ip: \"10.0.0.1\"}}\nspec: {serviceAccountName: web, containers: [{name: web, image: x}]}\n"
+	objs3, diags3 := watch.DecodeFile("mesh.yaml", []byte(strings.Join(append(docs, pod3), "---\n")))
+	in3 := watch.Build(objs3, diags3)
+	in3.SetSecretUses([]string{"istio-system"}, []string{"shop"})
+	for _, c := range []struct {
+		in         *watch.Input
+		ns, want   string
+		servesCred bool
+	}{
+		{in, "other", "reads no Secrets of namespace other for clients: add it to --client-secret-namespaces", false},
+		{in, "shop", "", true},
+		{in3, "istio-system", "reads no Secrets of namespace istio-system for clients: add it to --client-secret-namespaces", false},
+	} {
+		out := NewIndex(c.in).Translate(Proxy{ID: "web." + c.ns, Namespace: c.ns, Pod: "web", ServiceAccount: "web"})
 		var got string
 		for _, d := range out.Diagnostics {
 			if d.Field == "spec.trafficPolicy.tls.credentialName" {
 				got = d.Message
 			}
 		}
-		if (want == "") != (got == "") || !strings.Contains(got, want) {
-			t.Errorf("SecretNamespaces [shop], proxy of %s: diagnostic %q, want one containing %q", ns, got, want)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
+			t.Errorf("gateway Secrets of istio-system, client Secrets of shop; proxy of %s: diagnostic %q, want one containing %q", c.ns, got, c.want)
+		}
+		if has := slices.Contains(out.SecretNames, cred); has != c.servesCred {
+			t.Errorf("proxy of %s: SecretNames %v, want %s: %v", c.ns, out.SecretNames, cred, c.servesCred)
 		}
 	}
 }

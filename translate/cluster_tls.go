@@ -205,6 +205,8 @@ func (b *builder) originateTLSFromSecret(dr *drRule, field string, t *networking
 
 // clientSecretProblem says why the Secret cred of namespace ns cannot give a client
 // its certificate and key (or, with ca, the CA that verifies the server); "" when it can.
+// Only a Secret read for clients (--client-secret-namespaces) can: a gateway's
+// credential in the same namespace is never a sidecar's.
 func (b *builder) clientSecretProblem(ns, cred string, ca bool) string {
 	name := watch.CredentialPrefix + cred
 	what := "client certificate and key (tls.crt, tls.key)"
@@ -212,14 +214,13 @@ func (b *builder) clientSecretProblem(ns, cred string, ca bool) string {
 		name += watch.CACertSuffix
 		what = "CA (ca.crt, or a Secret " + cred + watch.CACertSuffix + ")"
 	}
-	if _, _, ok := b.in.SecretFor(ns, name); ok {
+	if _, _, ok := b.in.SecretFor(ns, name, watch.UseClient); ok {
 		return ""
 	}
 	why := "no Secret " + ns + "/" + cred
-	if !b.in.SecretsRead(ns) {
-		why += " (wardend reads no Secrets of namespace " + ns + ": add it to --client-secret-namespaces)"
-	}
-	if sec := b.in.Secrets[ns+"/"+cred]; sec != nil {
+	if !b.in.SecretsRead(ns, watch.UseClient) {
+		why = "no Secret " + ns + "/" + cred + " for DestinationRule credentialName (wardend reads no Secrets of namespace " + ns + " for clients: add it to --client-secret-namespaces)"
+	} else if sec := b.in.Secrets[ns+"/"+cred]; sec != nil {
 		why = "Secret " + ns + "/" + cred + " has no usable " + what
 		if sec.Err != "" {
 			why += ": " + sec.Err

@@ -234,14 +234,13 @@ func (b *builder) credentialOK(s gatewayServer, field, ns, cred string, ca bool)
 		name += watch.CACertSuffix
 		what = "client CA (ca.crt, or a Secret " + cred + watch.CACertSuffix + ")"
 	}
-	if _, _, ok := b.in.SecretFor(ns, name); ok {
+	if _, _, ok := b.in.SecretFor(ns, name, watch.UseGateway); ok {
 		return true
 	}
 	why := "no Secret " + ns + "/" + cred
-	if !b.in.SecretsRead(ns) {
-		why += " (wardend reads no Secrets of namespace " + ns + ": add it to --gateway-secret-namespaces)"
-	}
-	if sec := b.in.Secrets[ns+"/"+cred]; sec != nil {
+	if !b.in.SecretsRead(ns, watch.UseGateway) {
+		why = "no Secret " + ns + "/" + cred + " for Gateway credentialName (wardend reads no Secrets of namespace " + ns + " for gateways: add it to --gateway-secret-namespaces)"
+	} else if sec := b.in.Secrets[ns+"/"+cred]; sec != nil {
 		why = "Secret " + ns + "/" + cred + " has no usable " + what
 		if sec.Err != "" {
 			why += ": " + sec.Err

@@ -93,7 +93,7 @@ func (x *Index) gatewayServerView(w *watch.Workload, port uint32, s gatewayServe
 		}
 		cred := t.GetCredentialName()
 		c := &GatewayCertView{Source: "Secret " + w.Namespace + "/" + cred, SDS: watch.CredentialPrefix + cred}
-		switch sec, _, ok := x.in.SecretFor(w.Namespace, c.SDS); {
+		switch sec, _, ok := x.in.SecretFor(w.Namespace, c.SDS, watch.UseGateway); {
 		case cred == "":
 			c.Source, c.SDS, c.Error = "none", "", "no credentialName"
 		case ok:
@@ -107,7 +107,7 @@ func (x *Index) gatewayServerView(w *watch.Workload, port uint32, s gatewayServe
 		if t.GetMode() != networking.ServerTLSSettings_SIMPLE && cred != "" {
 			caName := watch.CredentialPrefix + cred + watch.CACertSuffix
 			v.ClientCA = caName
-			if sec, _, ok := x.in.SecretFor(w.Namespace, caName); ok {
+			if sec, _, ok := x.in.SecretFor(w.Namespace, caName, watch.UseGateway); ok {
 				v.ClientCA += " (Secret " + sec.Key() + ")"
 			} else {
 				v.ClientCA += " (missing)"

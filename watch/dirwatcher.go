@@ -25,6 +25,9 @@ type DirWatcher struct {
 	dir              string
 	log              *slog.Logger
 	holdOff, maxWait time.Duration
+	// secretUses, when set, are the namespaces whose Secrets serve gateways and
+	// DestinationRule clients (Input.SetSecretUses); unset, every Secret serves both.
+	secretUses *[2][]string
 
 	mu      sync.Mutex
 	current *Input
@@ -40,6 +43,13 @@ type DirOption func(*DirWatcher)
 // changes may delay a reload (defaults DefaultHoldOff and DefaultMaxWait).
 func WithDebounce(holdOff, maxWait time.Duration) DirOption {
 	return func(w *DirWatcher) { w.holdOff, w.maxWait = holdOff, maxWait }
+}
+
+// WithSecretUses restricts Secrets as Kubernetes mode does: those of gateway serve
+// Gateway credentialName, those of client DestinationRule credentialName, others
+// nothing (Input.SetSecretUses). Without it every Secret of the folder serves both.
+func WithSecretUses(gateway, client []string) DirOption {
+	return func(w *DirWatcher) { w.secretUses = &[2][]string{gateway, client} }
 }
 
 // NewDirWatcher watches dir. A nil log discards logs.
@@ -156,6 +166,9 @@ func (w *DirWatcher) load(prev *Input) (*Input, error) {
 	}
 	objs, diags = RetainLastGood(prev, objs, diags)
 	in := Build(objs, diags)
+	if w.secretUses != nil {
+		in.SetSecretUses(w.secretUses[0], w.secretUses[1])
+	}
 	if Unchanged(prev, in) {
 		return nil, nil
 	}

@@ -152,14 +152,16 @@ type Input struct {
 	// kubernetes.io/service-name), Endpoints uses them instead of the selector.
 	EndpointSlices []*discoveryv1.EndpointSlice
 
-	// Secrets are the TLS Secrets (see secret.go), by "namespace/name": the
-	// credentialName material of ingress gateways, served over SDS only to a gateway
-	// proxy of that namespace.
+	// Secrets are the TLS Secrets (see secret.go), by "namespace/name". Each carries
+	// the uses its namespace was read for (Secret.Uses): a gateway credentialName is
+	// served only from a Secret read for gateways, a DestinationRule credentialName
+	// only from one read for clients, each only to a proxy of the Secret's namespace.
 	Secrets map[string]*Secret
-	// SecretNamespaces are the namespaces whose Secrets were read (Kubernetes mode:
-	// wardend's --gateway-secret-namespaces and --client-secret-namespaces, never nil
-	// there); nil when every namespace's are (directory mode).
-	SecretNamespaces []string
+	// SecretUses are the uses each namespace's Secrets were read for (wardend's
+	// --gateway-secret-namespaces and --client-secret-namespaces, see SetSecretUses);
+	// nil when every namespace's Secrets were read for both (directory mode without
+	// those flags).
+	SecretUses map[string]SecretUse
 
 	// JWKS holds the key sets of RequestAuthentication jwksUri values, by URI, as
 	// fetched by wardend (see jwks_input.go); nil when nothing fetched them.
@@ -184,16 +186,37 @@ type Input struct {
 	index   *index
 }
 
-// SecretsRead reports whether the Secrets of namespace ns were read, so that a missing
-// one really is missing rather than outside what wardend may watch.
-func (in *Input) SecretsRead(ns string) bool {
-	if in.SecretNamespaces == nil {
+// SecretsRead reports whether the Secrets of namespace ns were read for use, so that
+// a missing one really is missing rather than outside what wardend may watch for it.
+func (in *Input) SecretsRead(ns string, use SecretUse) bool {
+	if in.SecretUses == nil {
 		return true
 	}
-	for _, n := range in.SecretNamespaces {
-		if n == ns {
-			return true
+	return in.SecretUses[ns]&use != 0
+}
+
+// SetSecretUses records which namespaces' Secrets serve gateways (gateway) and which
+// serve DestinationRule clients (client), and marks every Secret with the uses of
+// its namespace: a Secret of a namespace in neither list serves nothing. It replaces
+// in.Secrets (the Secrets themselves are copied, never changed in place).
+func (in *Input) SetSecretUses(gateway, client []string) {
+	uses := map[string]SecretUse{}
+	for _, ns := range gateway {
+		if ns != "" {
+			uses[ns] |= UseGateway
 		}
 	}
-	return false
+	for _, ns := range client {
+		if ns != "" {
+			uses[ns] |= UseClient
+		}
+	}
+	in.SecretUses = uses
+	secrets := make(map[string]*Secret, len(in.Secrets))
+	for k, s := range in.Secrets {
+		c := *s
+		c.Uses = uses[s.Namespace]
+		secrets[k] = &c
+	}
+	in.Secrets = secrets
 }

@@ -27,6 +27,32 @@ type Secret struct {
 	// Err says why the material cannot be served (no certificate, key does not match,
 	// unparsable PEM); the Secret is then never served.
 	Err string
+	// Uses are what its namespace's Secrets were read for (Input.SetSecretUses):
+	// SecretFor serves it only for these. Build sets both (directory mode).
+	Uses SecretUse
+}
+
+// SecretUse is what a Secret may be served for: a bit set.
+type SecretUse uint8
+
+const (
+	// UseGateway: a Gateway server's credentialName, to a gateway proxy of the
+	// Secret's namespace (--gateway-secret-namespaces).
+	UseGateway SecretUse = 1 << iota
+	// UseClient: a DestinationRule's credentialName, to a sidecar (or gateway) of the
+	// Secret's namespace originating TLS (--client-secret-namespaces).
+	UseClient
+)
+
+// String names the flag that grants the use, for diagnostics.
+func (u SecretUse) String() string {
+	switch u {
+	case UseGateway:
+		return "gateway"
+	case UseClient:
+		return "client"
+	}
+	return "none"
 }
 
 // CertInfo is what describe shows of a certificate: never key material.
@@ -48,6 +74,7 @@ func secretsOf(objs []Object) map[string]*Secret {
 			continue
 		}
 		if sec := tlsSecretOf(o.Meta, s); sec != nil {
+			sec.Uses = UseGateway | UseClient
 			out[o.Key()] = sec
 		}
 	}
@@ -123,25 +150,33 @@ func checkCAPEM(b []byte) error {
 	return nil
 }
 
-// SecretFor resolves an SDS name of Istio's credential form in namespace ns:
-// "kubernetes://<name>" is the Secret's certificate and key, and
-// "kubernetes://<name>-cacert" its CA: ca.crt of <name> itself, else the Secret
-// <name>-cacert (Istio's two MUTUAL formats). ok is false when nothing can be served.
-func (in *Input) SecretFor(ns, sdsName string) (sec *Secret, ca bool, ok bool) {
+// SecretFor resolves an SDS name of Istio's credential form in namespace ns, for use
+// (a gateway's credentialName, or a DestinationRule's; with both bits, either): "kubernetes://<name>" is the
+// Secret's certificate and key, and "kubernetes://<name>-cacert" its CA: ca.crt of
+// <name> itself, else the Secret <name>-cacert (Istio's two MUTUAL formats). A Secret
+// whose namespace was not read for use is never returned. ok is false when nothing can
+// be served.
+func (in *Input) SecretFor(ns, sdsName string, use SecretUse) (sec *Secret, ca bool, ok bool) {
 	name, found := strings.CutPrefix(sdsName, CredentialPrefix)
-	if !found || name == "" {
+	if !found || name == "" || use == 0 {
 		return nil, false, false
+	}
+	get := func(key string) *Secret {
+		if s := in.Secrets[key]; s != nil && s.Err == "" && s.Uses&use != 0 {
+			return s
+		}
+		return nil
 	}
 	if base, isCA := strings.CutSuffix(name, CACertSuffix); isCA {
-		if s := in.Secrets[ns+"/"+base]; s != nil && s.Err == "" && len(s.CAPEM) > 0 {
+		if s := get(ns + "/" + base); s != nil && len(s.CAPEM) > 0 {
 			return s, true, true
 		}
-		if s := in.Secrets[ns+"/"+name]; s != nil && s.Err == "" && len(s.CAPEM) > 0 {
+		if s := get(ns + "/" + name); s != nil && len(s.CAPEM) > 0 {
 			return s, true, true
 		}
 		return nil, false, false
 	}
-	if s := in.Secrets[ns+"/"+name]; s != nil && s.Err == "" && s.Cert != nil {
+	if s := get(ns + "/" + name); s != nil && s.Cert != nil {
 		return s, false, true
 	}
 	return nil, false, false

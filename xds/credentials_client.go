@@ -15,7 +15,9 @@ import (
 // own translation output, so only Secrets that a DestinationRule applying to this
 // proxy references are candidates; go-control-plane answers no SDS name outside the
 // proxy's snapshot, so asking for any other name gets nothing. A name with a
-// namespace or cluster part (kubernetes://<ns>/<name>) is never resolved.
+// namespace or cluster part (kubernetes://<ns>/<name>) is never resolved, nor a
+// Secret of a namespace not read for clients (--client-secret-namespaces): a
+// gateway's credential in the sidecar's namespace is not a client credential.
 func clientCredentials(in *watch.Input, ns string, names []string) map[string]*tlsv3.Secret {
 	var own []string
 	for _, n := range names {
@@ -26,5 +28,5 @@ func clientCredentials(in *watch.Input, ns string, names []string) map[string]*t
 	if len(own) == 0 {
 		return nil
 	}
-	return gatewayCredentials(in, ns, own)
+	return credentialsFor(in, ns, own, watch.UseClient)
 }

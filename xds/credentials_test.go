@@ -17,8 +17,8 @@ import (
 // covers the two layers together on a real wardend.
 func TestGatewayCredentialsOwnNamespaceOnly(t *testing.T) {
 	in := &watch.Input{Secrets: map[string]*watch.Secret{
-		"istio-system/ingress-cred": {CertChainPEM: []byte("chain-a"), KeyPEM: []byte("key-a"), CAPEM: []byte("ca-a"), Cert: &watch.CertInfo{}},
-		"team-b/b-cred":             {CertChainPEM: []byte("chain-b"), KeyPEM: []byte("key-b"), Cert: &watch.CertInfo{}},
+		"istio-system/ingress-cred": {CertChainPEM: []byte("chain-a"), KeyPEM: []byte("key-a"), CAPEM: []byte("ca-a"), Cert: &watch.CertInfo{}, Uses: watch.UseGateway},
+		"team-b/b-cred":             {CertChainPEM: []byte("chain-b"), KeyPEM: []byte("key-b"), Cert: &watch.CertInfo{}, Uses: watch.UseGateway},
 	}}
 	names := []string{"kubernetes://ingress-cred", "kubernetes://ingress-cred-cacert", "kubernetes://b-cred", "default"}
 	got := gatewayCredentials(in, "team-b", names)
@@ -36,3 +36,25 @@ func TestGatewayCredentialsOwnNamespaceOnly(t *testing.T) {
 
 // names lists the secrets' names only (never key material in a test failure).
 func secretNames(m map[string]*tlsv3.Secret) []string { return slices.Sorted(maps.Keys(m)) }
+
+// TestCredentialsByUse: a Secret read for gateways only (--gateway-secret-namespaces)
+// is never a sidecar's DestinationRule credential, even in its own namespace and even
+// when translation (which checks the same) named it; a Secret read for clients is;
+// one read for nothing is served to nobody.
+func TestCredentialsByUse(t *testing.T) {
+	sec := func(key string, use watch.SecretUse) *watch.Secret {
+		return &watch.Secret{CertChainPEM: []byte("chain"), KeyPEM: []byte(key), Cert: &watch.CertInfo{}, Uses: use}
+	}
+	in := &watch.Input{Secrets: map[string]*watch.Secret{
+		"istio-system/ingress-cred": sec("gateway-key", watch.UseGateway),
+		"istio-system/egress-cred":  sec("client-key", watch.UseClient),
+		"istio-system/unread":       sec("unread-key", 0),
+	}}
+	names := []string{"kubernetes://ingress-cred", "kubernetes://egress-cred", "kubernetes://unread"}
+	if got := secretNames(clientCredentials(in, "istio-system", names)); !slices.Equal(got, []string{"kubernetes://egress-cred"}) {
+		t.Errorf("a sidecar of istio-system got %v, want only the client Secret kubernetes://egress-cred", got)
+	}
+	if got := secretNames(gatewayCredentials(in, "istio-system", names)); !slices.Equal(got, []string{"kubernetes://egress-cred", "kubernetes://ingress-cred"}) {
+		t.Errorf("the gateway of istio-system got %v, want its gateway and client Secrets, not the unread one", got)
+	}
+}

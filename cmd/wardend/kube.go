@@ -40,6 +40,8 @@ type kubeOptions struct {
 	// DestinationRule credentialName (TLS origination by the workloads there; each is
 	// served only to proxies of its own namespace). None by default.
 	clientSecretNamespaces []string
+	// secretFlagsSet: either Secret flag was given (directory mode then applies them).
+	secretFlagsSet bool
 	// metrics, when set, receives the TokenReview cache's metrics (wardend's /metrics registry).
 	metrics prometheus.Registerer
 }
@@ -51,17 +53,23 @@ func addKubeFlags(f *pflag.FlagSet, k *kubeOptions) {
 	f.IntVar(&k.burst, "kube-api-burst", 200, "burst of queries to the Kubernetes API server above --kube-api-qps")
 	f.DurationVar(&k.reviewTTL, "token-review-cache-ttl", xds.DefaultTokenReviewTTL, "longest time a TokenReview that authenticated a token is reused (never past the token's exp); 0 disables")
 	f.IntVar(&k.reviewCacheSize, "token-review-cache-size", xds.DefaultTokenReviewCacheSize, "most TokenReview answers kept (least recently used evicted first); 0 disables the cache")
-	f.StringSliceVar(&k.secretNamespaces, "gateway-secret-namespaces", []string{"istio-system"}, "namespaces of ingress gateways whose Secrets wardend watches for Gateway credentialName (Kubernetes mode; RBAC: a Role per namespace, see deploy/20-rbac.yaml); empty: none")
-	f.StringSliceVar(&k.clientSecretNamespaces, "client-secret-namespaces", nil, "namespaces whose Secrets wardend watches for DestinationRule credentialName, served over SDS only to proxies of the same namespace (Kubernetes mode; RBAC: a Role per namespace, see deploy/20-rbac.yaml); default: none")
+	f.StringSliceVar(&k.secretNamespaces, "gateway-secret-namespaces", []string{"istio-system"}, "namespaces of ingress gateways whose Secrets wardend watches for Gateway credentialName (Kubernetes mode, and directory mode when given; RBAC: a Role per namespace, see deploy/20-rbac.yaml); empty: none")
+	f.StringSliceVar(&k.clientSecretNamespaces, "client-secret-namespaces", nil, "namespaces whose Secrets wardend watches for DestinationRule credentialName, served over SDS only to proxies of the same namespace (Kubernetes mode, and directory mode when given; RBAC: a Role per namespace, see deploy/20-rbac.yaml); default: none")
 	f.DurationVar(&k.reviewNegativeTTL, "token-review-negative-ttl", xds.DefaultTokenReviewNegativeTTL, "how long a token the API server refused is refused without asking again; 0 disables")
 }
 
-// watchedSecretNamespaces are the namespaces of both Secret flags, each once.
-func (k kubeOptions) watchedSecretNamespaces() []string {
-	out := append(slices.Clone(k.secretNamespaces), k.clientSecretNamespaces...)
-	out = slices.DeleteFunc(out, func(ns string) bool { return ns == "" })
-	slices.Sort(out)
-	return slices.Compact(out)
+// validateSecretNamespaces refuses wardend's own namespace (that of the mesh CA and
+// bootstrap-token key Secrets) in either Secret flag: no proxy is ever served them.
+func (k kubeOptions) validateSecretNamespaces(own string) error {
+	for _, f := range []struct {
+		flag string
+		nss  []string
+	}{{"--gateway-secret-namespaces", k.secretNamespaces}, {"--client-secret-namespaces", k.clientSecretNamespaces}} {
+		if slices.Contains(f.nss, own) {
+			return fmt.Errorf("%s %s: wardend's own namespace (--namespace), which holds the mesh CA, is never served to proxies", f.flag, own)
+		}
+	}
+	return nil
 }
 
 // validate checks the Kubernetes flags.
@@ -96,6 +104,9 @@ func newKubeClients(o options, log *slog.Logger) (*kubeClients, error) {
 		return nil, errors.New("--config-dir and --kubeconfig are exclusive: serve a folder or a cluster")
 	}
 	if err := o.kube.validate(); err != nil {
+		return nil, err
+	}
+	if err := o.kube.validateSecretNamespaces(o.namespace); err != nil {
 		return nil, err
 	}
 	klog.SetSlogLogger(log.With("component", "client-go"))
@@ -166,7 +177,7 @@ func newKubeSource(o options, log *slog.Logger) (source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return kube.New(c.client, c.dyn, log, kube.WithComponent("wardend"), kube.WithSecretNamespaces(o.kube.watchedSecretNamespaces()...)), nil
+	return kube.New(c.client, c.dyn, log, kube.WithComponent("wardend"), kube.WithSecretUses(o.kube.secretNamespaces, o.kube.clientSecretNamespaces)), nil
 }
 
 // loadKubeTrust loads the mesh CA and the bootstrap-token key from Secrets in wardend's

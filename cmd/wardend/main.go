@@ -53,6 +53,8 @@ func main() {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			f := cmd.Flags()
+			o.kube.secretFlagsSet = f.Changed("gateway-secret-namespaces") || f.Changed("client-secret-namespaces")
 			return run(ctx, o)
 		},
 	}
@@ -104,7 +106,16 @@ func newSource(o options, log *slog.Logger) (source, error) {
 	if o.configDir == "" {
 		return nil, errors.New("--config-dir (a folder of manifests) or --kubeconfig (a cluster) is required")
 	}
-	return watch.NewDirWatcher(o.configDir, log), nil
+	var opts []watch.DirOption
+	if o.kube.secretFlagsSet {
+		if err := o.kube.validateSecretNamespaces(o.namespace); err != nil {
+			return nil, err
+		}
+		// Directory mode serves every Secret of the folder for both uses unless the
+		// Secret flags are given; then they split Secrets by use as in Kubernetes mode.
+		opts = append(opts, watch.WithSecretUses(o.kube.secretNamespaces, o.kube.clientSecretNamespaces))
+	}
+	return watch.NewDirWatcher(o.configDir, log, opts...), nil
 }
 
 func run(ctx context.Context, o options) error {

@@ -27,7 +27,9 @@ type Source struct {
 	holdOff, maxWait time.Duration
 	component        string
 	syncLogEvery     time.Duration
-	secretNamespaces []string
+	secretNamespaces []string // watched: both lists, each once
+	gatewaySecrets   []string // namespaces whose Secrets serve Gateway credentialName
+	clientSecrets    []string // namespaces whose Secrets serve DestinationRule credentialName
 
 	mu      sync.Mutex
 	current *watch.Input
@@ -43,11 +45,18 @@ func WithDebounce(holdOff, maxWait time.Duration) Option {
 	return func(s *Source) { s.holdOff, s.maxWait = holdOff, maxWait }
 }
 
-// WithSecretNamespaces names the namespaces whose Secrets are watched (gateway
-// credentialName material). None by default: Secrets are read only where asked,
-// namespace by namespace, so RBAC can grant exactly that (a Role per namespace).
-func WithSecretNamespaces(ns ...string) Option {
-	return func(s *Source) { s.secretNamespaces = ns }
+// WithSecretUses names the namespaces whose Secrets are watched: those of gateway
+// serve Gateway credentialName, those of client DestinationRule credentialName
+// (watch.Input.SetSecretUses; a namespace in both serves both). None by default:
+// Secrets are read only where asked, namespace by namespace, so RBAC can grant
+// exactly that (a Role per namespace).
+func WithSecretUses(gateway, client []string) Option {
+	return func(s *Source) {
+		s.gatewaySecrets, s.clientSecrets = slices.Clone(gateway), slices.Clone(client)
+		all := slices.DeleteFunc(append(slices.Clone(gateway), client...), func(ns string) bool { return ns == "" })
+		slices.Sort(all)
+		s.secretNamespaces = slices.Compact(all)
+	}
 }
 
 // WithComponent sets the source component of the Events recorded (default "wardend").
@@ -163,7 +172,7 @@ func (s *Source) rebuild(dec *decoder, ev *eventer, f *factories, prev *watch.In
 	objs, diags, refs := dec.snapshot(f.informers)
 	objs, diags = watch.RetainLastGood(prev, objs, diags)
 	in := watch.Build(objs, diags)
-	in.SecretNamespaces = append([]string{}, s.secretNamespaces...)
+	in.SetSecretUses(s.gatewaySecrets, s.clientSecrets)
 	s.logChanges(prev, in)
 	ev.setInput(in.Diagnostics, refs)
 	s.mu.Lock()
