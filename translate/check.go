@@ -22,7 +22,7 @@ func Check(in *watch.Input, proxy Proxy, req authz.CheckRequest) authz.CheckResu
 // Check is the package-level Check using the Index's precomputed state.
 func (x *Index) Check(proxy Proxy, req authz.CheckRequest) authz.CheckResult {
 	w := x.proxyWorkload(proxy)
-	if proxy.Gateway || w.Gateway {
+	if w.Gateway { // the Pod object's role; a claim alone is not one (ServesGateway)
 		return x.checkGateway(proxy, req)
 	}
 	mtls := x.workloadMTLS(w)

@@ -89,7 +89,25 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	return out
 }
 
-// gatewayWorkload is the proxy's workload, marked as a gateway.
+// gatewayClaimKey is the node metadata key by which a proxy claims the gateway role
+// (xds.MetaProxyType; translate does not import xds).
+const gatewayClaimKey = "WARDEN_PROXY_TYPE"
+
+// ServesGateway reports whether p is served as a gateway: it claims the role and the
+// Pod (or Deployment) object of its proven pod says so (label istio: ingressgateway or
+// egressgateway, watch.Workload.Gateway). The claim alone, node metadata any proxy
+// writes, never makes a gateway: a gateway is selected by Gateways and gets their
+// credentialName Secrets. A proxy without a Pod object is never a gateway.
+func (x *Index) ServesGateway(p Proxy) bool {
+	if !p.Gateway {
+		return false
+	}
+	w := x.in.WorkloadByPod(p.Namespace, p.Pod)
+	return w != nil && w.Gateway
+}
+
+// gatewayWorkload is the proxy's workload, marked as a gateway; callers check
+// ServesGateway (or the Pod's own Gateway label) first.
 func (x *Index) gatewayWorkload(p Proxy) *watch.Workload {
 	w := *x.proxyWorkload(p)
 	w.Gateway, w.Sidecar = true, false

@@ -7,10 +7,12 @@ import (
 	"testing"
 
 	"github.com/wardenmesh/warden/internal/meshtest"
+	"github.com/wardenmesh/warden/watch"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	"google.golang.org/protobuf/encoding/protojson"
 )
 
 func TestGatewayWithoutGatewayServesNothing(t *testing.T) {
@@ -138,6 +140,73 @@ func TestGatewayTrustedHopsAnnotation(t *testing.T) {
 		}
 		if hcms < 2 {
 			t.Errorf("%q: %d HTTP connection managers, want the HTTP and the HTTPS server's", ann, hcms)
+		}
+	}
+}
+
+// TestGatewayClaimNeedsGatewayPod: the gateway role is the Pod object's (label istio:
+// ingressgateway), never the node metadata's claim alone. A sidecar of the gateway's
+// own namespace claiming the role, selected by a Gateway with an empty selector (which
+// selects every gateway), gets sidecar configuration: no Gateway listener, no
+// credentialName Secret, and a warning naming its pod. The real gateway is served.
+func TestGatewayClaimNeedsGatewayPod(t *testing.T) {
+	data, err := os.ReadFile("testdata/gateway-tls.in.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := meshtest.Input(t, string(data)+`
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: intruder, namespace: istio-system, labels: {app: intruder}, annotations: {warden.io/pod-ip: "10.0.9.9"}}
+spec: {serviceAccountName: intruder, containers: [{name: app, image: x}]}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: everyone, namespace: istio-system}
+spec:
+  servers:
+  - port: {number: 8443, name: https-all, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: example-credential}
+`)
+	x := NewIndex(in)
+	creds := func(out *Output) (n []string) {
+		for _, s := range out.SecretNames {
+			if strings.HasPrefix(s, "kubernetes://") {
+				n = append(n, s)
+			}
+		}
+		return n
+	}
+	gw := x.Translate(Proxy{ID: "istio-ingressgateway.istio-system", Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true})
+	if !slices.Contains(creds(gw), "kubernetes://example-credential") {
+		t.Fatalf("the gateway pod was not served kubernetes://example-credential (the test proves nothing): %v", gw.SecretNames)
+	}
+	for _, claim := range []bool{true, false} {
+		p := Proxy{ID: "intruder.istio-system", Namespace: "istio-system", Pod: "intruder", ServiceAccount: "intruder", Gateway: claim}
+		if x.ServesGateway(p) {
+			t.Errorf("claim %v: intruder served as a gateway", claim)
+		}
+		out := x.Translate(p)
+		if c := creds(out); len(c) > 0 {
+			t.Errorf("claim %v: intruder was given credentials %v", claim, c)
+		}
+		// Gateway server chains name the credential and the Gateway's route configuration.
+		for _, r := range append(slices.Clone(out.Listeners), out.Routes...) {
+			b, err := protojson.Marshal(r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(string(b), "kubernetes://") || strings.Contains(string(b), "everyone.istio-system") {
+				t.Errorf("claim %v: intruder got gateway configuration in %s", claim, resourceName(r))
+			}
+		}
+		warned := slices.ContainsFunc(out.Diagnostics, func(d watch.Diagnostic) bool {
+			return d.Name == "intruder" && strings.Contains(d.Message, "claims the gateway role")
+		})
+		if warned != claim {
+			t.Errorf("claim %v: warning about the claim: %v (diagnostics %v)", claim, warned, out.Diagnostics)
 		}
 	}
 }

@@ -17,7 +17,7 @@ func Translate(in *watch.Input, p Proxy) *Output {
 
 // Translate computes the resources of one proxy from the Index's Input.
 func (x *Index) Translate(p Proxy) *Output {
-	if p.Gateway {
+	if x.ServesGateway(p) {
 		return x.translateGateway(p)
 	}
 	w := x.proxyWorkload(p)
@@ -25,6 +25,11 @@ func (x *Index) Translate(p Proxy) *Output {
 
 	b := newBuilder(x)
 	b.w = w
+	if p.Gateway {
+		b.diag(severityWarning, &w.Meta, "metadata.labels", "the proxy of pod "+p.Namespace+"/"+p.Pod+
+			" claims the gateway role (node metadata "+gatewayClaimKey+": gateway), but its Pod object has no label "+
+			watch.LabelIstio+": ingressgateway or egressgateway: served as a sidecar (no Gateway listeners or credentials)")
+	}
 	ports := b.inboundPorts(w, mtls)
 	var listeners, clusters []types.Resource
 	listeners = append(listeners, b.inboundListener(ports, mtls))

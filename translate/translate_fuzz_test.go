@@ -32,7 +32,7 @@ import (
 func FuzzTranslate(f *testing.F) {
 	addGoldenSeeds(f, "testdata")
 	f.Add([]byte("# proxy: web-0.default\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bad}\nspec: {action: DENYY}\n"))
-	f.Add([]byte("# proxy: gw-0.istio-system gateway\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bad, namespace: istio-system}\nspec: {rules: [{to: [{operation: {methodz: [GET]}}]}]}\n"))
+	f.Add([]byte("# proxy: gw-0.istio-system gateway\napiVersion: v1\nkind: Pod\nmetadata: {name: gw-0, namespace: istio-system, labels: {istio: ingressgateway}}\nspec: {containers: [{name: istio-proxy, image: envoy}]}\n---\napiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: bad, namespace: istio-system}\nspec: {rules: [{to: [{operation: {methodz: [GET]}}]}]}\n"))
 	f.Add([]byte("# proxy: web-0.default\napiVersion: v1\nkind: Pod\nmetadata: {name: web-0, namespace: default}\nspec: {containers: [{name: a, image: x, ports: [{containerPort: 80}]}]}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: ok, namespace: default}\nspec: {mtls: {mode: DISABLE}}\n---\napiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: bad, namespace: default}\nspec: {mtls: {mode: STRIKT}}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		objs, diags := watch.DecodeFile("testdata/fuzz.in.yaml", data)
@@ -54,6 +54,8 @@ func FuzzTranslate(f *testing.F) {
 				}
 			}
 		}
+		// Only a proxy whose Pod object is a gateway is served as one (ServesGateway).
+		p.Gateway = x.ServesGateway(p)
 		for _, m := range in.Rejected {
 			if m.Kind == "AuthorizationPolicy" && (m.Namespace == p.Namespace || m.Namespace == in.RootNamespace) {
 				checkDeniesAll(t, p, out, "ns["+m.Namespace+"]-policy["+m.Name+"]-rule[invalid]") // authz's deny-all entry

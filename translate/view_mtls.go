@@ -78,7 +78,7 @@ func SortMTLSView(rows []WorkloadMTLS) {
 // viewWorkload is the workload Translate serves to the connected proxy p: whatever
 // the injection decision said, a connected non-gateway proxy is a sidecar.
 func (x *Index) viewWorkload(p Proxy) *watch.Workload {
-	if p.Gateway {
+	if x.ServesGateway(p) {
 		return x.gatewayWorkload(p)
 	}
 	w := *x.proxyWorkload(p)

@@ -9,6 +9,8 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/wardenmesh/warden/watch"
 )
 
 // Identity is what a proxy has proven about itself. Labels and IPs are set only when
@@ -45,7 +47,7 @@ const (
 	MetaServiceAccount = "SERVICE_ACCOUNT"
 	MetaLabels         = "LABELS"
 	MetaInstanceIPs    = "INSTANCE_IPS"
-	MetaProxyType      = "WARDEN_PROXY_TYPE" // "sidecar" or "gateway"
+	MetaProxyType      = "WARDEN_PROXY_TYPE" // "sidecar" or "gateway": a claim, honoured only for a gateway Pod (provenGateway)
 )
 
 // errUnauthenticated is returned for streams without a usable credential.
@@ -66,6 +68,21 @@ func bearerToken(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("%w: authorization metadata is not a Bearer token", errUnauthenticated)
 	}
 	return strings.TrimSpace(strings.TrimPrefix(v, "Bearer ")), nil
+}
+
+// provenGateway reports whether a proxy may be served as a gateway, with Gateway
+// credentialName Secrets: it claims the role (node metadata WARDEN_PROXY_TYPE, claim)
+// and the Pod (or Deployment) object of its proven pod is a gateway's (label istio:
+// ingressgateway or egressgateway, watch.Workload.Gateway). The claim alone is node
+// metadata any proxy writes. Translation decides the same way
+// (translate.Index.ServesGateway); this is checked again before credentials are
+// chosen, so that neither check alone hands a sidecar a gateway's key.
+func provenGateway(in *watch.Input, id Identity, claim bool) bool {
+	if !claim || in == nil {
+		return false
+	}
+	w := in.WorkloadByPod(id.Namespace, id.Pod)
+	return w != nil && w.Gateway
 }
 
 // nodeInfo is what a proxy's node message claims.

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wardenmesh/warden/watch"
 )
@@ -56,5 +58,25 @@ func TestCredentialsByUse(t *testing.T) {
 	}
 	if got := secretNames(gatewayCredentials(in, "istio-system", names)); !slices.Equal(got, []string{"kubernetes://egress-cred", "kubernetes://ingress-cred"}) {
 		t.Errorf("the gateway of istio-system got %v, want its gateway and client Secrets, not the unread one", got)
+	}
+}
+
+// TestProvenGateway: the gateway role (and so Gateway credentials) needs both the
+// claim and a Pod object labelled as a gateway; a claiming sidecar pod of the same
+// namespace, or a pod the Input has no object for, is not one.
+func TestProvenGateway(t *testing.T) {
+	in := watch.Build([]watch.Object{
+		{Meta: watch.Meta{Kind: "Pod", Namespace: "istio-system", Name: "ingress-0"}, Spec: &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"istio": "ingressgateway"}}}},
+		{Meta: watch.Meta{Kind: "Pod", Namespace: "istio-system", Name: "intruder"}, Spec: &corev1.Pod{}},
+	}, nil)
+	for _, c := range []struct {
+		pod   string
+		claim bool
+		want  bool
+	}{{"ingress-0", true, true}, {"ingress-0", false, false}, {"intruder", true, false}, {"unknown", true, false}} {
+		if got := provenGateway(in, Identity{Namespace: "istio-system", Pod: c.pod}, c.claim); got != c.want {
+			t.Errorf("pod %s, claim %v: provenGateway %v, want %v", c.pod, c.claim, got, c.want)
+		}
 	}
 }

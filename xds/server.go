@@ -284,7 +284,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("workload certificate for %s/%s: %w", p.ident.Namespace, p.ident.ServiceAccount, err)
 	}
-	if tp.Gateway {
+	if provenGateway(x.Input(), p.ident, tp.Gateway) {
 		sec.Credentials = gatewayCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
 	} else {
 		sec.Credentials = clientCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
