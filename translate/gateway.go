@@ -95,7 +95,7 @@ const gatewayClaimKey = "WARDEN_PROXY_TYPE"
 
 // ServesGateway reports whether p is served as a gateway: it claims the role and the
 // Pod (or Deployment) object of its proven pod says so (label istio: ingressgateway or
-// egressgateway, watch.Workload.Gateway). The claim alone, node metadata any proxy
+// egressgateway, or annotation inject.istio.io/templates: gateway: watch.Workload.Gateway). The claim alone, node metadata any proxy
 // writes, never makes a gateway: a gateway is selected by Gateways and gets their
 // credentialName Secrets. A proxy without a Pod object is never a gateway.
 func (x *Index) ServesGateway(p Proxy) bool {

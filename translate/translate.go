@@ -27,8 +27,8 @@ func (x *Index) Translate(p Proxy) *Output {
 	b.w = w
 	if p.Gateway {
 		b.diag(severityWarning, &w.Meta, "metadata.labels", "the proxy of pod "+p.Namespace+"/"+p.Pod+
-			" claims the gateway role (node metadata "+gatewayClaimKey+": gateway), but its Pod object has no label "+
-			watch.LabelIstio+": ingressgateway or egressgateway: served as a sidecar (no Gateway listeners or credentials)")
+			" claims the gateway role (node metadata "+gatewayClaimKey+": gateway), but its Pod object has neither label "+
+			watch.LabelIstio+": ingressgateway or egressgateway nor annotation "+watch.AnnotationInjectTemplates+": gateway: served as a sidecar (no Gateway listeners or credentials)")
 	}
 	ports := b.inboundPorts(w, mtls)
 	var listeners, clusters []types.Resource

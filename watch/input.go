@@ -74,7 +74,7 @@ type Workload struct {
 	IP             string // status.podIP, else the warden.io/pod-ip annotation, else ""
 	Ports          []Port // container ports, all containers
 	Sidecar        bool   // injection decision: namespace label / pod annotation or label / tlsMode label
-	Gateway        bool   // labels include istio: ingressgateway (or istio: egressgateway)
+	Gateway        bool   // a gateway Pod: label istio: ingressgateway or egressgateway, or annotation inject.istio.io/templates: gateway
 }
 
 // ServicePort is one port of a Service.

@@ -7,12 +7,15 @@ import (
 
 // Labels and annotations that decide how a workload joins the mesh.
 const (
-	LabelInjection     = "istio-injection"           // namespace label, "enabled"
-	KeyInject          = "sidecar.istio.io/inject"   // pod label or annotation, "true"/"false"
-	LabelTLSMode       = "security.istio.io/tlsMode" // pod label, "istio" when a sidecar runs
-	LabelIstio         = "istio"                     // pod label, "ingressgateway"/"egressgateway"
-	AnnotationPodIP    = "warden.io/pod-ip"          // pod IP set by directory-mode runners
-	defaultServiceAcct = "default"
+	LabelInjection  = "istio-injection"           // namespace label, "enabled"
+	KeyInject       = "sidecar.istio.io/inject"   // pod label or annotation, "true"/"false"
+	LabelTLSMode    = "security.istio.io/tlsMode" // pod label, "istio" when a sidecar runs
+	LabelIstio      = "istio"                     // pod label, "ingressgateway"/"egressgateway"
+	AnnotationPodIP = "warden.io/pod-ip"          // pod IP set by directory-mode runners
+	// AnnotationInjectTemplates is Istio's injection template choice; "gateway" marks
+	// a gateway pod (Istio's gateway Helm chart sets it on gateways of any label).
+	AnnotationInjectTemplates = "inject.istio.io/templates"
+	defaultServiceAcct        = "default"
 )
 
 func deploymentWorkload(m Meta, d *appsv1.Deployment, nsLabels map[string]string) *Workload {
@@ -56,8 +59,19 @@ func newWorkload(m Meta, pod string, labels, annotations map[string]string, spec
 		IP:             ip,
 		Ports:          ports,
 		Sidecar:        sidecarInjected(nsLabels, labels, annotations),
-		Gateway:        labels[LabelIstio] == "ingressgateway" || labels[LabelIstio] == "egressgateway",
+		Gateway:        isGatewayPod(labels, annotations),
 	}
+}
+
+// isGatewayPod reports whether the Pod object is a gateway's: label istio:
+// ingressgateway or egressgateway (Istio's default gateways), or annotation
+// inject.istio.io/templates: gateway (Istio's gateway injection template, which its
+// gateway chart sets whatever the labels). This, never a proxy's node metadata, is
+// the gateway role: only such a proxy is selected by Gateways and served their
+// credentialName Secrets.
+func isGatewayPod(labels, annotations map[string]string) bool {
+	return labels[LabelIstio] == "ingressgateway" || labels[LabelIstio] == "egressgateway" ||
+		annotations[AnnotationInjectTemplates] == "gateway"
 }
 
 // sidecarInjected decides whether a pod runs a sidecar: the tlsMode label says so

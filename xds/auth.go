@@ -73,7 +73,8 @@ func bearerToken(ctx context.Context) (string, error) {
 // provenGateway reports whether a proxy may be served as a gateway, with Gateway
 // credentialName Secrets: it claims the role (node metadata WARDEN_PROXY_TYPE, claim)
 // and the Pod (or Deployment) object of its proven pod is a gateway's (label istio:
-// ingressgateway or egressgateway, watch.Workload.Gateway). The claim alone is node
+// ingressgateway or egressgateway, or annotation inject.istio.io/templates: gateway:
+// watch.Workload.Gateway). The claim alone is node
 // metadata any proxy writes. Translation decides the same way
 // (translate.Index.ServesGateway); this is checked again before credentials are
 // chosen, so that neither check alone hands a sidecar a gateway's key.

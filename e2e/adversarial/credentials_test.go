@@ -72,7 +72,9 @@ func (c credential) keyTraces() []string {
 }
 
 // gatewaysMesh has two ingress gateways of two namespaces, each with its own
-// credential, and a Gateway in team-b whose server names istio-system's credential.
+// credential, a Gateway in team-b whose server names istio-system's credential, a
+// sidecar pod in istio-system (no gateway label) and a Gateway of istio-system with
+// an empty selector (it selects every gateway) naming istio-system's credential.
 func gatewaysMesh(a, b credential) string {
 	return mesh + `---
 apiVersion: v1
@@ -93,11 +95,28 @@ status: {podIP: 10.9.1.2}
 ---
 apiVersion: v1
 kind: Pod
-metadata: {name: gw-b-0, namespace: team-b, labels: {istio: team-b-gateway}}
+metadata: {name: gw-b-0, namespace: team-b, labels: {istio: team-b-gateway}, annotations: {inject.istio.io/templates: gateway}}
 spec:
   serviceAccountName: gw-b
   containers: [{name: istio-proxy, image: envoy, ports: [{name: https, containerPort: 443}]}]
 status: {podIP: 10.9.1.3}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: intruder-0, namespace: istio-system, labels: {app: intruder}}
+spec:
+  serviceAccountName: intruder
+  containers: [{name: app, image: app, ports: [{name: http, containerPort: 8080}]}]
+status: {podIP: 10.9.1.4}
+---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: every-gateway, namespace: istio-system}
+spec:
+  servers:
+  - port: {number: 8443, name: https-any, protocol: HTTPS}
+    hosts: ["*"]
+    tls: {mode: SIMPLE, credentialName: ` + a.name + `}
 ---
 ` + a.secretYAML() + `---
 ` + b.secretYAML() + `---
@@ -136,6 +155,8 @@ spec:
 }
 
 var (
+	// intruder is a sidecar pod of the gateway Secrets' own namespace.
+	intruder = xds.Identity{Namespace: "istio-system", ServiceAccount: "intruder", Pod: "intruder-0"}
 	ingressA = xds.Identity{Namespace: "istio-system", ServiceAccount: "ingress", Pod: "ingress-0"}
 	gatewayB = xds.Identity{Namespace: "team-b", ServiceAccount: "gw-b", Pod: "gw-b-0"}
 )
@@ -211,7 +232,9 @@ func askCredentials(t *testing.T, w *wardend, ident xds.Identity, gateway, delta
 // the namespace its proven identity names. A gateway of another namespace gets
 // nothing for it, whether its own Gateway object names the credential or it asks SDS
 // by name; a sidecar gets nothing, whether it says it is a sidecar or claims to be a
-// gateway. The key never appears in wardend's log, its debug API or wardenctl's output.
+// gateway (node metadata WARDEN_PROXY_TYPE), in another namespace or in the Secret's
+// own, where a Gateway with an empty selector would select it were the claim
+// believed: the role is its Pod object's (label istio: ingressgateway). The key never appears in wardend's log, its debug API or wardenctl's output.
 func TestGatewayCredentialsStayInTheirNamespace(t *testing.T) {
 	a := newCredential(t, "istio-system", "ingress-cred", "a.example.com")
 	b := newCredential(t, "team-b", "b-cred", "b.example.com")
@@ -251,24 +274,31 @@ func TestGatewayCredentialsStayInTheirNamespace(t *testing.T) {
 			}
 			noKey(t, "what team-b's gateway was served", cl.allServedBytes(), a)
 		})
-		for _, claimGateway := range []bool{false, true} {
-			name := "/sidecar gets no credential"
-			if claimGateway {
-				name = "/sidecar claiming to be a gateway gets no credential"
-			}
-			t.Run(proto(delta)+name, func(t *testing.T) {
-				cl := askCredentials(t, w, web, claimGateway, delta, sdsA, sdsB, "kubernetes://shop/"+a.name)
-				got := cl.servedCredentials(t)
-				for n := range got {
-					if strings.HasPrefix(n, "kubernetes://") {
-						t.Errorf("web's stream was served %s", n)
+		for _, sidecar := range []xds.Identity{web, intruder} {
+			for _, claimGateway := range []bool{false, true} {
+				name := "/sidecar " + sidecar.Pod + "." + sidecar.Namespace + " gets no credential"
+				if claimGateway {
+					name = "/sidecar " + sidecar.Pod + "." + sidecar.Namespace + " claiming to be a gateway gets no credential"
+				}
+				t.Run(proto(delta)+name, func(t *testing.T) {
+					cl := askCredentials(t, w, sidecar, claimGateway, delta, sdsA, sdsB, "kubernetes://shop/"+a.name)
+					got := cl.servedCredentials(t)
+					for n := range got {
+						if strings.HasPrefix(n, "kubernetes://") {
+							t.Errorf("%s's stream was served %s", sidecar.Pod, n)
+						}
 					}
-				}
-				if !claimGateway && got[translate.SecretDefault] == "" {
-					t.Fatalf("web was not served its own certificate (the test proves nothing): served %v", keys(got))
-				}
-				noKey(t, "what web was served", cl.allServedBytes(), a, b)
-			})
+					if got[translate.SecretDefault] == "" {
+						t.Fatalf("%s was not served its own certificate (the test proves nothing): served %v", sidecar.Pod, keys(got))
+					}
+					// Served as a sidecar: no Gateway server chain (which names the credential's
+					// SDS name) in its listeners, nor anywhere else.
+					if b := cl.allServedBytes(); strings.Contains(b, sdsA) || strings.Contains(b, sdsB) {
+						t.Errorf("what %s was served names a gateway credential", sidecar.Pod)
+					}
+					noKey(t, "what "+sidecar.Pod+" was served", cl.allServedBytes(), a, b)
+				})
+			}
 		}
 	}
 
