@@ -199,3 +199,114 @@ func leafCN(t *testing.T, chain []byte) string {
 	}
 	return leaf.Subject.CommonName
 }
+
+// TestDestinationRuleCannotReadGatewayCredentials: Secrets are split by use as well as
+// by namespace. wardend reads istio-system's Secrets for gateways only
+// (--gateway-secret-namespaces) and shop's for clients (--client-secret-namespaces).
+// A sidecar of istio-system, with a DestinationRule of another namespace (exportTo
+// *) naming the ingress gateway's Secret for TLS origination to a ServiceEntry host,
+// gets no cluster naming it and no SDS answer for it, however it asks; the gateway
+// still gets it, and shop's web its own client Secret.
+func TestDestinationRuleCannotReadGatewayCredentials(t *testing.T) {
+	ingress := newCredential(t, "istio-system", "ingress-cred", "a.example.com")
+	config := drCredentialMesh(t) + `---
+apiVersion: v1
+kind: Namespace
+metadata: {name: istio-system}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: attacker}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: ingress-0, namespace: istio-system, labels: {istio: ingressgateway}}
+spec:
+  serviceAccountName: ingress
+  containers: [{name: istio-proxy, image: envoy, ports: [{name: https, containerPort: 443}]}]
+status: {podIP: 10.9.1.2}
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: intruder-0, namespace: istio-system, labels: {app: intruder}}
+spec:
+  serviceAccountName: intruder
+  containers: [{name: app, image: app}]
+status: {podIP: 10.9.1.4}
+---
+` + ingress.secretYAML() + `---
+apiVersion: networking.istio.io/v1
+kind: Gateway
+metadata: {name: public, namespace: istio-system}
+spec:
+  selector: {istio: ingressgateway}
+  servers:
+  - port: {number: 443, name: https-a, protocol: HTTPS}
+    hosts: ["a.example.com"]
+    tls: {mode: SIMPLE, credentialName: ingress-cred}
+---
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: exfil, namespace: attacker}
+spec:
+  hosts: [exfil.example.org]
+  location: MESH_EXTERNAL
+  resolution: DNS
+  ports: [{number: 443, name: tls, protocol: TLS}]
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: exfil, namespace: attacker}
+spec:
+  host: exfil.example.org
+  exportTo: ["*"]
+  trafficPolicy: {tls: {mode: MUTUAL, credentialName: ingress-cred, insecureSkipVerify: true}}
+`
+	w := startWardend(t, config, "--gateway-secret-namespaces", "istio-system", "--client-secret-namespaces", "shop,partner")
+	const sds = "kubernetes://ingress-cred"
+	for _, delta := range []bool{false, true} {
+		t.Run(proto(delta)+"/the gateway gets its credential", func(t *testing.T) {
+			cl := askCredentials(t, w, ingressA, true, delta, sds)
+			if got := cl.servedCredentials(t); got[sds] != ingress.keyPEM {
+				t.Fatalf("istio-system's gateway was not served %s (the test proves nothing): served %v", sds, keys(got))
+			}
+		})
+		t.Run(proto(delta)+"/shop's web gets its client credential", func(t *testing.T) {
+			cl := askCredentials(t, w, web, false, delta, "kubernetes://web-client", "kubernetes://web-client-cacert")
+			if got := cl.servedCredentials(t); got["kubernetes://web-client"] == "" {
+				t.Fatalf("web was not served kubernetes://web-client (the test proves nothing): served %v", keys(got))
+			}
+		})
+		t.Run(proto(delta)+"/a sidecar of istio-system gets no gateway credential", func(t *testing.T) {
+			cl := askCredentials(t, w, intruder, false, delta, sds, sds+"-cacert", "kubernetes://istio-system/ingress-cred")
+			if err := cl.request(nil, resource.ClusterType); err != nil {
+				t.Fatal(err)
+			}
+			if err := cl.waitResponse(15 * time.Second); err != nil {
+				t.Fatalf("CDS: %v", err)
+			}
+			got := cl.servedCredentials(t)
+			if got[translate.SecretDefault] == "" {
+				t.Fatalf("intruder was not served its own certificate (the test proves nothing): served %v", keys(got))
+			}
+			for n := range got {
+				if strings.HasPrefix(n, "kubernetes://") {
+					t.Errorf("intruder was served %s", n)
+				}
+			}
+			// Translation: the exfil cluster is blocked, no resource names the credential.
+			all := cl.allServedBytes()
+			if !strings.Contains(all, "exfil.example.org") {
+				t.Fatal("intruder was served nothing of exfil.example.org (the test proves nothing)")
+			}
+			if strings.Contains(all, sds) {
+				t.Errorf("what intruder was served names %s", sds)
+			}
+			for _, tr := range ingress.keyTraces() {
+				if strings.Contains(all, tr) {
+					t.Errorf("what intruder was served holds the gateway's private key")
+				}
+			}
+		})
+	}
+}
