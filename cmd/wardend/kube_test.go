@@ -101,3 +101,21 @@ func TestKubeTokenReviewsAreCached(t *testing.T) {
 		}
 	}
 }
+
+// TestSecretFlagsRefuseOwnNamespace: neither Secret flag may name wardend's own
+// namespace, which holds the mesh CA and bootstrap-token key Secrets.
+func TestSecretFlagsRefuseOwnNamespace(t *testing.T) {
+	for _, args := range [][]string{{"--gateway-secret-namespaces=istio-system,warden-system"}, {"--client-secret-namespaces=warden-system"}} {
+		err := parseKubeFlags(t, args...).validateSecretNamespaces("warden-system")
+		if err == nil || !strings.Contains(err.Error(), strings.SplitN(strings.TrimPrefix(args[0], "--"), "=", 2)[0]) {
+			t.Errorf("%v: %v, want an error naming the flag", args, err)
+		}
+	}
+	if err := parseKubeFlags(t, "--client-secret-namespaces=shop").validateSecretNamespaces("warden-system"); err != nil {
+		t.Errorf("defaults and shop refused: %v", err)
+	}
+	_, err := newKubeClients(options{namespace: "warden-system", kube: parseKubeFlags(t, "--client-secret-namespaces=warden-system")}, nil)
+	if err == nil || !strings.Contains(err.Error(), "--client-secret-namespaces") {
+		t.Errorf("newKubeClients with wardend's namespace as a client Secret namespace: %v", err)
+	}
+}
