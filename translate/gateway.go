@@ -81,6 +81,9 @@ func (x *Index) translateGateway(p Proxy) *Output {
 	creds := slices.Clone(ob.credentials)
 	if len(listeners) > 0 {
 		creds = append(creds, b.credentials...)
+		if len(b.credentials) > 0 {
+			out.GatewayCredentialNames = slices.Compact(slices.Sorted(slices.Values(b.credentials)))
+		}
 	}
 	if len(creds) > 0 {
 		slices.Sort(creds)

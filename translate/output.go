@@ -28,7 +28,11 @@ type Output struct {
 	// SecretNames are the SDS secrets the resources above refer to ("default", "ROOTCA").
 	// The xds package serves them from certs; translate never sees key material.
 	SecretNames []string
-	Diagnostics []watch.Diagnostic
+	// GatewayCredentialNames are the SecretNames a gateway's Gateway servers name
+	// (credentialName, gateway use): xds serves them only to a proxy whose Pod object is
+	// a gateway, never as a sidecar's DestinationRule credential.
+	GatewayCredentialNames []string
+	Diagnostics            []watch.Diagnostic
 	// Parts, when set, tells how Clusters, Listeners, Routes and Endpoints were put
 	// together, so that a caller can hash what proxies share once per input.
 	Parts *Parts

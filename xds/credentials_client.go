@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"slices"
 	"strings"
 
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
@@ -18,9 +19,16 @@ import (
 // namespace or cluster part (kubernetes://<ns>/<name>) is never resolved, nor a
 // Secret of a namespace not read for clients (--client-secret-namespaces): a
 // gateway's credential in the sidecar's namespace is not a client credential.
-func clientCredentials(in *watch.Input, ns string, names []string) map[string]*tlsv3.Secret {
+//
+// gatewayNames (translate.Output.GatewayCredentialNames) are left out: a proxy served
+// this way is not a proven gateway, so a Gateway server's credential is never its own,
+// even if translation named it.
+func clientCredentials(in *watch.Input, ns string, names, gatewayNames []string) map[string]*tlsv3.Secret {
 	var own []string
 	for _, n := range names {
+		if slices.Contains(gatewayNames, n) {
+			continue
+		}
 		if rest, ok := strings.CutPrefix(n, watch.CredentialPrefix); ok && rest != "" && !strings.ContainsAny(rest, "/:") {
 			own = append(own, n)
 		}

@@ -19,7 +19,7 @@ func TestClientCredentialsOwnNamespaceOnly(t *testing.T) {
 	}}
 	names := []string{"kubernetes://own-cacert", "kubernetes://theirs-cacert", "kubernetes://partner/own-cacert",
 		"kubernetes://partner/theirs-cacert", "kubernetes-gateway://partner/theirs-cacert", "default"}
-	got := clientCredentials(in, "shop", names)
+	got := clientCredentials(in, "shop", names, nil)
 	var served []string
 	for n := range got {
 		served = append(served, n)

@@ -53,8 +53,14 @@ func TestCredentialsByUse(t *testing.T) {
 		"istio-system/unread":       sec("unread-key", 0),
 	}}
 	names := []string{"kubernetes://ingress-cred", "kubernetes://egress-cred", "kubernetes://unread"}
-	if got := secretNames(clientCredentials(in, "istio-system", names)); !slices.Equal(got, []string{"kubernetes://egress-cred"}) {
+	if got := secretNames(clientCredentials(in, "istio-system", names, nil)); !slices.Equal(got, []string{"kubernetes://egress-cred"}) {
 		t.Errorf("a sidecar of istio-system got %v, want only the client Secret kubernetes://egress-cred", got)
+	}
+	// Directory mode reads every Secret for both uses; a name translation put among a
+	// gateway's Gateway credentials is still never a sidecar's.
+	in.Secrets["istio-system/ingress-cred"].Uses = watch.UseGateway | watch.UseClient
+	if got := secretNames(clientCredentials(in, "istio-system", names, []string{"kubernetes://ingress-cred"})); !slices.Equal(got, []string{"kubernetes://egress-cred"}) {
+		t.Errorf("a sidecar of istio-system given a Gateway credential name got %v, want only kubernetes://egress-cred", got)
 	}
 	if got := secretNames(gatewayCredentials(in, "istio-system", names)); !slices.Equal(got, []string{"kubernetes://egress-cred", "kubernetes://ingress-cred"}) {
 		t.Errorf("the gateway of istio-system got %v, want its gateway and client Secrets, not the unread one", got)

@@ -287,7 +287,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if provenGateway(x.Input(), p.ident, tp.Gateway) {
 		sec.Credentials = gatewayCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
 	} else {
-		sec.Credentials = clientCredentials(x.Input(), p.ident.Namespace, out.SecretNames)
+		sec.Credentials = clientCredentials(x.Input(), p.ident.Namespace, out.SecretNames, out.GatewayCredentialNames)
 	}
 	b, err := buildSnapshot(out, sec, rc)
 	if err != nil {
