@@ -207,7 +207,7 @@ audience. In directory mode, --sign-token signs a token with the state directory
 	f.BoolVar(&signToken, "sign-token", false, "directory mode: sign a token with the state directory's key and write it to --token-file")
 	f.StringVar(&rootCert, "root-cert", "", "the mesh root certificate (PEM) to pin; default: from the state directory")
 	f.BoolVar(&delta, "delta", false, "use incremental (delta) xDS instead of state-of-the-world")
-	f.BoolVar(&gateway, "gateway", false, "bootstrap an ingress gateway rather than a sidecar")
+	f.BoolVar(&gateway, "gateway", false, "bootstrap an ingress gateway rather than a sidecar (wardend serves it as one only if its Pod object is a gateway's: label istio: ingressgateway or egressgateway, or annotation inject.istio.io/templates: gateway)")
 	f.StringVarP(&out, "output", "o", "", "write to this file (mode 0600, owned by --token-owner when set) instead of stdout")
 	return cmd
 }
