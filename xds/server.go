@@ -13,6 +13,7 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
@@ -46,6 +47,8 @@ type Options struct {
 	// OnProblems, when set, is called with every configuration problem (see Problems)
 	// each time the list changes; Kubernetes mode records them as Events.
 	OnProblems func([]ConfigProblem)
+	// AccessLog caps the window of access log entries proxies send (defaults when 0).
+	AccessLogEntries, AccessLogBytes int
 }
 
 // proxy is one connected Envoy, keyed by node id.
@@ -83,6 +86,8 @@ type Server struct {
 	// operators, when set, may read the whole fleet over CSDS.
 	operators atomic.Pointer[OperatorAuth]
 	problems  problemReporter
+	// window holds the access log entries proxies send (als.go).
+	window *AccessWindow
 }
 
 type streamBinding struct {
@@ -111,6 +116,7 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Log, proxies: map[string]*proxy{}, streams: map[int64]*streamBinding{},
 		dirty: make(chan struct{}, 1), logLimit: NewRateLog(RateLogOptions{Every: logEvery, Burst: logBurst, MaxKeys: 4096})}
 	s.tracker = NewTracker(opts.Replica, opts.Now, opts.Metrics)
+	s.window = NewAccessWindow(opts.AccessLogEntries, opts.AccessLogBytes, opts.Metrics.Registry)
 	s.cache = &parkingCache{SnapshotCache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), tracker: s.tracker}
 	return s
 }
@@ -178,6 +184,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gs := grpc.NewServer(opts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(gs, streamGuard{xs})
 	registerCSDS(gs, s)
+	alsv3.RegisterAccessLogServiceServer(gs, alsService{s: s})
 
 	go s.pushLoop(ctx)
 	errc := make(chan error, 1)
