@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/wardenmesh/warden/translate"
 )
 
 // Dynamic metadata the RBAC filters write. Warden's dry-run filters prefix their shadow
@@ -83,7 +85,7 @@ func clip(s string) string {
 
 // FilterChainTag is the custom tag translate sets on every access logger: the name
 // of the filter chain that handled the connection.
-const FilterChainTag = "warden.filter_chain"
+const FilterChainTag = translate.FilterChainTagKey
 
 // alsService is Envoy's gRPC access log service on wardend's xDS port. A stream must
 // prove its identity exactly like an xDS stream (bearer token), its first message must
@@ -246,3 +248,20 @@ func responseFlags(f *alsdata.ResponseFlags) []string {
 func (e *AccessEntry) String() string {
 	return fmt.Sprintf("%s %s %s -> %s", e.Time.Format(time.RFC3339), e.Proxy, e.Peer, e.Destination)
 }
+
+// accessLogSink is where a proxy's access loggers send: wardend, reached as the
+// proxy's bootstrap reaches xDS. Nil (no access logs to wardend) when access logs are
+// off, the bootstrap predates them, or no mesh root is known.
+func (s *Server) accessLogSink(n nodeInfo) *translate.AccessLogSink {
+	if s.opts.NoAccessLogs || n.XDSAddress == "" || n.TokenFile == "" {
+		return nil
+	}
+	r, ok := s.opts.Secrets.(interface{ RootPEM() []byte })
+	if !ok {
+		return nil
+	}
+	return &translate.AccessLogSink{Target: n.XDSAddress, ServerName: n.XDSServerName, RootPEM: r.RootPEM(), TokenFile: n.TokenFile}
+}
+
+// RootPEM is the mesh root the access loggers trust for wardend.
+func (c *CertSecrets) RootPEM() []byte { return c.CA.RootPEM() }

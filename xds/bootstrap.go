@@ -69,6 +69,9 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
+	md.Fields[MetaXDSAddress] = structpb.NewStringValue(o.Server)
+	md.Fields[MetaXDSServerName] = structpb.NewStringValue(o.ServerName)
+	md.Fields[MetaTokenFile] = structpb.NewStringValue(o.TokenFile)
 	creds, err := protoany.Marshal(&grpccred.FileBasedMetadataConfig{
 		SecretData:   &core.DataSource{Specifier: &core.DataSource_Filename{Filename: o.TokenFile}},
 		HeaderKey:    "authorization",

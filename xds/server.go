@@ -49,6 +49,8 @@ type Options struct {
 	OnProblems func([]ConfigProblem)
 	// AccessLog caps the window of access log entries proxies send (defaults when 0).
 	AccessLogEntries, AccessLogBytes int
+	// NoAccessLogs turns off the access loggers to wardend in every proxy's configuration.
+	NoAccessLogs bool
 }
 
 // proxy is one connected Envoy, keyed by node id.
@@ -281,6 +283,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if len(p.ident.IPs) > 0 {
 		tp.IP = p.ident.IPs[0]
 	}
+	tp.AccessLog = s.accessLogSink(p.node)
 	out := x.Translate(tp)
 	s.mu.Lock()
 	if cur := s.proxies[id]; cur == p {
