@@ -18,7 +18,9 @@ import (
 )
 
 // denialScenarios are the public scenarios with RBAC denials of HTTP requests.
-var denialScenarios = []string{"authz-deny-before-allow", "authz-ch9-deny-all-mesh"}
+// authz-dry-run has dry-run policies whose would-be denials must be counted while
+// the requests pass.
+var denialScenarios = []string{"authz-deny-before-allow", "authz-ch9-deny-all-mesh", "authz-dry-run"}
 
 // TestDenialsNameTheRuleCheckNames: after every denied HTTP step, the access log entry
 // the target's stock Envoy sent to wardend shows up in `wardenctl denials` with the
@@ -42,13 +44,21 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	if len(scs) != len(denialScenarios) {
 		t.Fatalf("found %d of the scenarios %v", len(scs), denialScenarios)
 	}
-	compared := 0
+	compared, dryCompared := 0, 0
 	hook := func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
 		r := st.Request
-		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError || st.Expect.Status != 403 {
+		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
 			return
 		}
 		where := sc.Name + "/" + st.Name
+		if st.Expect.Status != 403 {
+			n, err := compareDryRun(ctx, m, st)
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+			}
+			dryCompared += n
+			return
+		}
 		if err := compareDenial(ctx, m, st); err != nil {
 			t.Errorf("%s: %v", where, err)
 			return
@@ -63,24 +73,33 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	if compared == 0 {
 		t.Error("no denied HTTP step compared")
 	}
-	t.Logf("compared %d denied HTTP steps", compared)
+	if dryCompared == 0 {
+		t.Error("no dry-run denial compared")
+	}
+	t.Logf("compared %d denied HTTP steps and %d dry-run would-be denials", compared, dryCompared)
 }
 
-func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) error {
-	r := st.Request
+// stepTarget resolves a step's caller and first proxy as the check replay does.
+func stepTarget(m *harness.Mesh, r *scenario.Request) (*watch.Input, *harness.Pod, replayTargetPod, error) {
 	in, _, err := watch.LoadDir(m.ConfigDir)
 	if err != nil {
-		return err
+		return nil, nil, replayTargetPod{}, err
 	}
 	from := m.Pod("client.outside")
 	if r.From != scenario.Outside {
 		ref, err := scenario.ParsePodRef(r.From)
 		if err != nil {
-			return err
+			return nil, nil, replayTargetPod{}, err
 		}
 		from = m.Pod(ref.Name + "." + ref.Namespace)
 	}
 	tgt, err := replayTarget(in, m, r, from.Opts.Namespace)
+	return in, from, tgt, err
+}
+
+func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) error {
+	r := st.Request
+	in, from, tgt, err := stepTarget(m, r)
 	if err != nil {
 		return err
 	}
@@ -98,18 +117,62 @@ func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) erro
 	if cr.Rule != nil {
 		want = cr.Rule.Rule
 	}
-	// Envoy flushes its access log buffer each second: poll for the entry.
+	return pollDenial(ctx, m, r, tgt, false, want, describeCheck(cr))
+}
+
+// compareDryRun: for an allowed step that check says a dry-run policy would deny,
+// `wardenctl denials --dry-run` shows it with that rule. It returns 1 when compared.
+func compareDryRun(ctx context.Context, m *harness.Mesh, st *scenario.Step) (int, error) {
+	r := st.Request
+	in, from, tgt, err := stepTarget(m, r)
+	if err != nil || !tgt.pod.Opts.Sidecar {
+		return 0, err
+	}
+	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
+	if err != nil {
+		return 0, err
+	}
+	want := ""
+	for _, d := range cr.DryRun {
+		if d.Decision != "DENY" {
+			continue
+		}
+		if d.Action == "DENY" && d.Matched != nil {
+			want = d.Matched.Rule
+			break
+		}
+		if d.Action == "ALLOW" {
+			want = xds.NoAllowMatched
+		}
+	}
+	if want == "" {
+		return 0, nil
+	}
+	return 1, pollDenial(ctx, m, r, tgt, true, want, describeCheck(cr))
+}
+
+// pollDenial waits for the step's entry in `wardenctl denials [--dry-run]` and
+// compares its rule with want. Envoy flushes its access log buffer each second.
+func pollDenial(ctx context.Context, m *harness.Mesh, r *scenario.Request, tgt replayTargetPod, dry bool, want, check string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	var last xds.DenialsResponse
+	var err error
 	for {
-		last, err = wardenctlDenials(ctx, m, tgt.pod.ID())
+		last, err = wardenctlDenials(ctx, m, tgt.pod.ID(), dry)
 		if err != nil {
 			return err
 		}
 		for _, e := range last.Entries {
 			if e.Method == r.Method && e.Path == r.Path() && e.Port == tgt.port {
-				if e.Policy != want {
-					return fmt.Errorf("wardenctl denials names %q, check names %q (%s)", e.Policy, want, describeCheck(cr))
+				got := e.Policy
+				if dry {
+					got = e.DryRunPolicy
+					if e.Denied {
+						return fmt.Errorf("a dry-run denial was enforced: %+v", e)
+					}
+				}
+				if got != want {
+					return fmt.Errorf("wardenctl denials (dry-run %v) names %q, check names %q (%s)", dry, got, want, check)
 				}
 				if e.FilterChain == "" || e.Peer == "" {
 					return fmt.Errorf("entry without filter chain or peer: %+v", e)
@@ -124,9 +187,13 @@ func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) erro
 	}
 }
 
-func wardenctlDenials(ctx context.Context, m *harness.Mesh, pod string) (xds.DenialsResponse, error) {
+func wardenctlDenials(ctx context.Context, m *harness.Mesh, pod string, dry bool) (xds.DenialsResponse, error) {
 	var resp xds.DenialsResponse
-	out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "denials", pod, "--server", m.DebugAddr, "-o", "json", "--since", "10m").Output()
+	args := []string{"denials", pod, "--server", m.DebugAddr, "-o", "json", "--since", "10m"}
+	if dry {
+		args = append(args, "--dry-run")
+	}
+	out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, args...).Output()
 	if err != nil {
 		return resp, fmt.Errorf("wardenctl denials: %v: %s", err, out)
 	}
