@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,13 +45,18 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	if len(scs) != len(denialScenarios) {
 		t.Fatalf("found %d of the scenarios %v", len(scs), denialScenarios)
 	}
-	compared, dryCompared := 0, 0
+	compared, dryCompared, observed := 0, 0, 0
 	hook := func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
 		r := st.Request
 		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
 			return
 		}
 		where := sc.Name + "/" + st.Name
+		n, err := compareObserved(ctx, m, st)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+		}
+		observed += n
 		if st.Expect.Status != 403 {
 			n, err := compareDryRun(ctx, m, st)
 			if err != nil {
@@ -73,10 +79,13 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	if compared == 0 {
 		t.Error("no denied HTTP step compared")
 	}
+	if observed == 0 {
+		t.Error("no plaintext caller compared with mtls --observed")
+	}
 	if dryCompared == 0 {
 		t.Error("no dry-run denial compared")
 	}
-	t.Logf("compared %d denied HTTP steps and %d dry-run would-be denials", compared, dryCompared)
+	t.Logf("compared %d denied HTTP steps, %d dry-run would-be denials, %d plaintext callers", compared, dryCompared, observed)
 }
 
 // stepTarget resolves a step's caller and first proxy as the check replay does.
@@ -201,4 +210,63 @@ func wardenctlDenials(ctx context.Context, m *harness.Mesh, pod string, dry bool
 		return resp, fmt.Errorf("wardenctl denials -o json: %v: %s", err, out)
 	}
 	return resp, nil
+}
+
+// compareObserved: a caller without a sidecar that reached a proxy's PERMISSIVE port
+// shows up, by its address, among the port's plaintext callers in
+// `wardenctl mtls --observed`, with the warning. It returns 1 when compared.
+func compareObserved(ctx context.Context, m *harness.Mesh, st *scenario.Step) (int, error) {
+	r := st.Request
+	_, from, tgt, err := stepTarget(m, r)
+	if err != nil || !tgt.pod.Opts.Sidecar || from.Opts.Sidecar {
+		return 0, err
+	}
+	var rows struct {
+		Workloads []struct {
+			Name, Namespace string
+			Ports           []struct {
+				Port uint32
+				Mode string
+			}
+		}
+		Observed []xds.ObservedPort
+		Warnings []string
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "mtls", "--observed", "-A", "--server", m.DebugAddr, "-o", "json").Output()
+		if err != nil {
+			return 0, fmt.Errorf("wardenctl mtls --observed: %v: %s", err, out)
+		}
+		if err := json.Unmarshal(out, &rows); err != nil {
+			return 0, fmt.Errorf("wardenctl mtls --observed -o json: %v: %s", err, out)
+		}
+		mode := ""
+		for _, w := range rows.Workloads {
+			if w.Name+"."+w.Namespace == tgt.pod.ID() {
+				for _, p := range w.Ports {
+					if p.Port == tgt.port {
+						mode = p.Mode
+					}
+				}
+			}
+		}
+		if mode != "PERMISSIVE" {
+			return 0, nil
+		}
+		for _, p := range rows.Observed {
+			if p.Proxy == tgt.pod.ID() && p.Port == tgt.port && p.Plaintext[from.IP()] > 0 {
+				for _, w := range rows.Warnings {
+					if strings.Contains(w, tgt.pod.ID()) && strings.Contains(w, from.IP()) {
+						return 1, nil
+					}
+				}
+				return 0, fmt.Errorf("plaintext caller %s of PERMISSIVE %s:%d seen but no warning: %v", from.IP(), tgt.pod.ID(), tgt.port, rows.Warnings)
+			}
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("plaintext caller %s of %s:%d not in mtls --observed: %+v", from.IP(), tgt.pod.ID(), tgt.port, rows.Observed)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

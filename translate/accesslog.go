@@ -50,8 +50,8 @@ const istioTextFormat = `[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PA
 	`%DOWNSTREAM_REMOTE_ADDRESS% %REQUESTED_SERVER_NAME% %ROUTE_NAME%` + "\n"
 
 // withAccessLogs gives every HCM and tcp_proxy of l's filter chains the access loggers:
-// to wardend (denials and dry-run denials only, or everything when the MeshConfig
-// sets accessLogFile), and to accessLogFile in Istio's text format. Each logger tags
+// to wardend (denials and dry-run denials only, and every plaintext request of a
+// PERMISSIVE port; everything when the MeshConfig sets accessLogFile), and to accessLogFile in Istio's text format. Each logger tags
 // its entries with the chain's name. It is one pass over the finished listener, so
 // whatever builds the chains needs no change.
 func (b *builder) withAccessLogs(l *listener.Listener, sink *AccessLogSink) {
@@ -72,7 +72,7 @@ func (b *builder) withAccessLogs(l *listener.Listener, sink *AccessLogSink) {
 					b.err = err
 					return
 				}
-				m.AccessLog = append(m.AccessLog, b.accessLoggers(fc.GetName(), true, sink, file)...)
+				m.AccessLog = append(m.AccessLog, b.accessLoggers(fc.GetName(), true, sink, file, plaintextChain(fc))...)
 				f.ConfigType = &listener.Filter_TypedConfig{TypedConfig: b.any(m)}
 			case wellknown.TCPProxy:
 				t := &tcpproxy.TcpProxy{}
@@ -80,14 +80,21 @@ func (b *builder) withAccessLogs(l *listener.Listener, sink *AccessLogSink) {
 					b.err = err
 					return
 				}
-				t.AccessLog = append(t.AccessLog, b.accessLoggers(fc.GetName(), false, sink, file)...)
+				t.AccessLog = append(t.AccessLog, b.accessLoggers(fc.GetName(), false, sink, file, plaintextChain(fc))...)
 				f.ConfigType = &listener.Filter_TypedConfig{TypedConfig: b.any(t)}
 			}
 		}
 	}
 }
 
-func (b *builder) accessLoggers(chain string, http bool, sink *AccessLogSink, file string) []*accesslog.AccessLog {
+// plaintextChain is a PERMISSIVE port's (or the catch-all's) plaintext chain: its
+// callers are what an operator checks before switching the port to STRICT, so wardend
+// is sent every request there, not only denials.
+func plaintextChain(fc *listener.FilterChain) bool {
+	return fc.GetFilterChainMatch().GetTransportProtocol() == "raw_buffer" && fc.GetTransportSocket() == nil
+}
+
+func (b *builder) accessLoggers(chain string, http bool, sink *AccessLogSink, file string, plaintext bool) []*accesslog.AccessLog {
 	var out []*accesslog.AccessLog
 	if sink != nil {
 		common := &grpcal.CommonGrpcAccessLogConfig{
@@ -104,7 +111,7 @@ func (b *builder) accessLoggers(chain string, http bool, sink *AccessLogSink, fi
 			cfg, name = &grpcal.HttpGrpcAccessLogConfig{CommonConfig: common}, httpGrpcLogger
 		}
 		al := &accesslog.AccessLog{Name: name, ConfigType: &accesslog.AccessLog_TypedConfig{TypedConfig: b.any(cfg)}}
-		if file == "" {
+		if file == "" && !plaintext {
 			al.Filter = denialsOnly(http)
 		}
 		out = append(out, al)

@@ -74,7 +74,8 @@ func TestAccessLogsOnEveryInboundChain(t *testing.T) {
 					if f.GetName() == wellknown.HTTPConnectionManager {
 						want = httpGrpcLogger
 					}
-					if logs[0].GetName() != want || (logs[0].GetFilter() != nil) != tc.filtered {
+					filtered := tc.filtered && fc.GetFilterChainMatch().GetTransportProtocol() != "raw_buffer"
+					if logs[0].GetName() != want || (logs[0].GetFilter() != nil) != filtered {
 						t.Errorf("chain %s: logger %s filtered=%v", fc.GetName(), logs[0].GetName(), logs[0].GetFilter() != nil)
 					}
 					var common *grpcal.CommonGrpcAccessLogConfig
