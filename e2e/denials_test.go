@@ -57,6 +57,9 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 			t.Errorf("%s: %v", where, err)
 		}
 		observed += n
+		if n > 0 {
+			t.Logf("%s: plaintext caller seen in mtls --observed (status %d)", where, st.Expect.Status)
+		}
 		if st.Expect.Status != 403 {
 			n, err := compareDryRun(ctx, m, st)
 			if err != nil {
@@ -212,15 +215,45 @@ func wardenctlDenials(ctx context.Context, m *harness.Mesh, pod string, dry bool
 	return resp, nil
 }
 
-// compareObserved: a caller without a sidecar that reached a proxy's PERMISSIVE port
+// compareObserved: a caller without a sidecar that reaches a proxy's PERMISSIVE port
 // shows up, by its address, among the port's plaintext callers in
-// `wardenctl mtls --observed`, with the warning. It returns 1 when compared.
+// `wardenctl mtls --observed`, with the warning: the step's request is sent once more
+// and the caller's count must grow. It returns 1 when compared.
 func compareObserved(ctx context.Context, m *harness.Mesh, st *scenario.Step) (int, error) {
 	r := st.Request
 	_, from, tgt, err := stepTarget(m, r)
 	if err != nil || !tgt.pod.Opts.Sidecar || from.Opts.Sidecar {
 		return 0, err
 	}
+	mode, before, warned, err := observedPlaintext(ctx, m, tgt, from.IP())
+	if err != nil || mode != "PERMISSIVE" {
+		return 0, err
+	}
+	if _, err := sendAgain(ctx, m, from, r, tgt.connect); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, n, warned2, err := observedPlaintext(ctx, m, tgt, from.IP())
+		if err != nil {
+			return 0, err
+		}
+		if n > before {
+			if !warned2 {
+				return 0, fmt.Errorf("plaintext caller %s of PERMISSIVE %s:%d seen without a warning", from.IP(), tgt.pod.ID(), tgt.port)
+			}
+			return 1, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("plaintext caller %s of %s:%d: mtls --observed still counts %d requests (warned %v) after one more", from.IP(), tgt.pod.ID(), tgt.port, n, warned)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// observedPlaintext reads `wardenctl mtls --observed`: the port's intended mode, the
+// plaintext requests seen from ip, and whether a warning names the port and ip.
+func observedPlaintext(ctx context.Context, m *harness.Mesh, tgt replayTargetPod, ip string) (mode string, n int, warned bool, err error) {
 	var rows struct {
 		Workloads []struct {
 			Name, Namespace string
@@ -232,41 +265,31 @@ func compareObserved(ctx context.Context, m *harness.Mesh, st *scenario.Step) (i
 		Observed []xds.ObservedPort
 		Warnings []string
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "mtls", "--observed", "-A", "--server", m.DebugAddr, "-o", "json").Output()
-		if err != nil {
-			return 0, fmt.Errorf("wardenctl mtls --observed: %v: %s", err, out)
-		}
-		if err := json.Unmarshal(out, &rows); err != nil {
-			return 0, fmt.Errorf("wardenctl mtls --observed -o json: %v: %s", err, out)
-		}
-		mode := ""
-		for _, w := range rows.Workloads {
-			if w.Name+"."+w.Namespace == tgt.pod.ID() {
-				for _, p := range w.Ports {
-					if p.Port == tgt.port {
-						mode = p.Mode
-					}
-				}
-			}
-		}
-		if mode != "PERMISSIVE" {
-			return 0, nil
-		}
-		for _, p := range rows.Observed {
-			if p.Proxy == tgt.pod.ID() && p.Port == tgt.port && p.Plaintext[from.IP()] > 0 {
-				for _, w := range rows.Warnings {
-					if strings.Contains(w, tgt.pod.ID()) && strings.Contains(w, from.IP()) {
-						return 1, nil
-					}
-				}
-				return 0, fmt.Errorf("plaintext caller %s of PERMISSIVE %s:%d seen but no warning: %v", from.IP(), tgt.pod.ID(), tgt.port, rows.Warnings)
-			}
-		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("plaintext caller %s of %s:%d not in mtls --observed: %+v", from.IP(), tgt.pod.ID(), tgt.port, rows.Observed)
-		}
-		time.Sleep(200 * time.Millisecond)
+	out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "mtls", "--observed", "-A", "--server", m.DebugAddr, "-o", "json").Output()
+	if err != nil {
+		return "", 0, false, fmt.Errorf("wardenctl mtls --observed: %v: %s", err, out)
 	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return "", 0, false, fmt.Errorf("wardenctl mtls --observed -o json: %v: %s", err, out)
+	}
+	for _, w := range rows.Workloads {
+		if w.Name+"."+w.Namespace == tgt.pod.ID() {
+			for _, p := range w.Ports {
+				if p.Port == tgt.port {
+					mode = p.Mode
+				}
+			}
+		}
+	}
+	for _, p := range rows.Observed {
+		if p.Proxy == tgt.pod.ID() && p.Port == tgt.port {
+			n = p.Plaintext[ip]
+		}
+	}
+	for _, w := range rows.Warnings {
+		if strings.Contains(w, tgt.pod.ID()+" port ") && strings.Contains(w, ip) {
+			warned = true
+		}
+	}
+	return mode, n, warned, nil
 }

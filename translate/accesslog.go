@@ -13,6 +13,7 @@ import (
 	tracing "github.com/envoyproxy/go-control-plane/envoy/type/tracing/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/wrapperspb"
 )
 
 // AccessLogSink is how a proxy reaches wardend's access log service: the same
@@ -148,6 +149,8 @@ func denialsOnly(http bool) *accesslog.AccessLogFilter {
 				Segment: &matcher.MetadataMatcher_PathSegment_Key{Key: key}}},
 				Value: &matcher.ValueMatcher{MatchPattern: &matcher.ValueMatcher_StringMatch{StringMatch: &matcher.StringMatcher{
 					MatchPattern: &matcher.StringMatcher_Exact{Exact: "denied"}}}}},
+			// Envoy's default matches an entry without the key: everything would be logged.
+			MatchIfKeyNotFound: wrapperspb.Bool(false),
 		}}}
 	}
 	return &accesslog.AccessLogFilter{FilterSpecifier: &accesslog.AccessLogFilter_OrFilter{OrFilter: &accesslog.OrFilter{

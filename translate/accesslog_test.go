@@ -78,6 +78,13 @@ func TestAccessLogsOnEveryInboundChain(t *testing.T) {
 					if logs[0].GetName() != want || (logs[0].GetFilter() != nil) != filtered {
 						t.Errorf("chain %s: logger %s filtered=%v", fc.GetName(), logs[0].GetName(), logs[0].GetFilter() != nil)
 					}
+					if f := logs[0].GetFilter(); f != nil {
+						for _, sub := range f.GetOrFilter().GetFilters() {
+							if md := sub.GetMetadataFilter(); md != nil && md.GetMatchIfKeyNotFound().GetValue() {
+								t.Errorf("chain %s: a metadata filter matches entries without its key: everything is logged", fc.GetName())
+							}
+						}
+					}
 					var common *grpcal.CommonGrpcAccessLogConfig
 					if want == httpGrpcLogger {
 						c := &grpcal.HttpGrpcAccessLogConfig{}
