@@ -80,7 +80,7 @@ func TestAccessLogsOnEveryInboundChain(t *testing.T) {
 					}
 					if f := logs[0].GetFilter(); f != nil {
 						for _, sub := range f.GetOrFilter().GetFilters() {
-							if md := sub.GetMetadataFilter(); md != nil && md.GetMatchIfKeyNotFound().GetValue() {
+							if md := sub.GetMetadataFilter(); md != nil && (md.GetMatchIfKeyNotFound() == nil || md.GetMatchIfKeyNotFound().GetValue()) {
 								t.Errorf("chain %s: a metadata filter matches entries without its key: everything is logged", fc.GetName())
 							}
 						}
