@@ -22,7 +22,7 @@ import (
 )
 
 // alsStream opens an access log stream with token (none when "").
-func (ts *testServer) alsStream(t *testing.T, token string) alsv3.AccessLogService_StreamAccessLogsClient {
+func (ts *testServer) alsStream(t testing.TB, token string) alsv3.AccessLogService_StreamAccessLogsClient {
 	t.Helper()
 	conn, err := grpc.NewClient(ts.addr, grpc.WithTransportCredentials(credentials.NewTLS(&tls.Config{
 		RootCAs: ts.ca.Roots(), ServerName: "wardend"})))
@@ -42,7 +42,7 @@ func (ts *testServer) alsStream(t *testing.T, token string) alsv3.AccessLogServi
 	return st
 }
 
-func nodeOf(t *testing.T, id Identity) *core.Node {
+func nodeOf(t testing.TB, id Identity) *core.Node {
 	md, err := NodeMetadata(id, nil, nil, false)
 	if err != nil {
 		t.Fatal(err)
@@ -52,7 +52,7 @@ func nodeOf(t *testing.T, id Identity) *core.Node {
 
 // deniedHTTP is an entry as Envoy's http_grpc logger sends it for a request the
 // RBAC filter denied, with a dry-run DENY rule matching too.
-func deniedHTTP(t *testing.T, path string) *alsdata.HTTPAccessLogEntry {
+func deniedHTTP(t testing.TB, path string) *alsdata.HTTPAccessLogEntry {
 	shadow, err := structpb.NewStruct(map[string]any{
 		"istio_dry_run_deny_shadow_engine_result":       "denied",
 		"istio_dry_run_deny_shadow_effective_policy_id": "ns[shop]-policy[dry]-rule[0]",
