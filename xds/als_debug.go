@@ -16,6 +16,12 @@ type DenialsResponse struct {
 	Entries []AccessEntry `json:"entries"`
 }
 
+// AccessLogResponse is the body of /debug/accesslog.
+type AccessLogResponse struct {
+	Window  WindowStats   `json:"window"`
+	Entries []AccessEntry `json:"entries"`
+}
+
 // ObservedPort is what the access log window saw on one workload port.
 type ObservedPort struct {
 	Proxy     string         `json:"proxy"`
@@ -49,10 +55,11 @@ func (s *Server) windowQuery(r *http.Request) (keep func(*AccessEntry) bool, sin
 	}, since, nil
 }
 
-// registerAccessLog serves /debug/denials?pod=POD.NS&since=10m[&dryRun=true] and
-// /debug/observedz?pod=POD.NS&since=10m. Like every debug endpoint they are for
+// registerAccessLog serves /debug/denials?pod=POD.NS&since=10m[&dryRun=true],
+// /debug/observedz?pod=POD.NS&since=10m and /debug/accesslog?since=10m (every entry,
+// for `wardenctl check --observed`). Like every debug endpoint they are for
 // operators: loopback, or an operator token RBAC allows to get warden.io/debug named
-// "denials" or "observedz" (OperatorAuth.Protect). They show callers' identities and
+// "denials", "observedz" or "accesslog" (OperatorAuth.Protect). They show callers' identities and
 // addresses and request paths of the window, never headers or bodies.
 func (s *Server) registerAccessLog(mux *http.ServeMux) {
 	mux.HandleFunc("/debug/denials", func(w http.ResponseWriter, r *http.Request) {
@@ -66,6 +73,14 @@ func (s *Server) registerAccessLog(mux *http.ServeMux) {
 			return keep(e) && ((dry && e.DryRunDenied) || (!dry && e.Denied))
 		})
 		writeJSON(w, DenialsResponse{Window: s.window.Stats(), DryRun: dry, Counts: CountDenials(entries, dry), Entries: nonNil(entries)})
+	})
+	mux.HandleFunc("/debug/accesslog", func(w http.ResponseWriter, r *http.Request) {
+		keep, since, err := s.windowQuery(r)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		writeJSON(w, AccessLogResponse{Window: s.window.Stats(), Entries: nonNil(s.window.Entries(since, keep))})
 	})
 	mux.HandleFunc("/debug/observedz", func(w http.ResponseWriter, r *http.Request) {
 		keep, since, err := s.windowQuery(r)
