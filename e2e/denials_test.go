@@ -46,12 +46,36 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 		t.Fatalf("found %d of the scenarios %v", len(scs), denialScenarios)
 	}
 	compared, dryCompared, observed := 0, 0, 0
+	// The preview: before an apply step, `check --observed -f` the applied manifests;
+	// the flips it names must be what the following request steps then see.
+	var pending *previewRun
+	previewed := 0
 	hook := func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
 		r := st.Request
+		where := sc.Name + "/" + st.Name
+		if pending != nil && pending.sc != sc {
+			previewed += pending.finish(t)
+			pending = nil
+		}
+		if r != nil && passed && !r.IsTCP() && pending != nil {
+			pending.observe(m, st)
+		}
+		// After this step's own checks, which wait for its entries in the window.
+		defer func() {
+			if next := nextStep(sc, st); next != nil && len(next.Apply) > 0 && passed {
+				if pending != nil {
+					previewed += pending.finish(t)
+				}
+				p, err := startPreview(ctx, m, sc, next)
+				if err != nil {
+					t.Errorf("%s: preview: %v", where, err)
+				}
+				pending = p
+			}
+		}()
 		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
 			return
 		}
-		where := sc.Name + "/" + st.Name
 		n, err := compareObserved(ctx, m, st)
 		if err != nil {
 			t.Errorf("%s: %v", where, err)
@@ -76,6 +100,12 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sum := runner.Run(ctx, scs, runner.Options{Out: testWriter{t}, Log: log, StepHook: hook})
+	if pending != nil {
+		previewed += pending.finish(t)
+	}
+	if previewed == 0 {
+		t.Error("no preview flip confirmed")
+	}
 	if sum.Failed > 0 {
 		t.Errorf("scenarios: %d step(s) failed", sum.Failed)
 	}
@@ -88,7 +118,7 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	if dryCompared == 0 {
 		t.Error("no dry-run denial compared")
 	}
-	t.Logf("compared %d denied HTTP steps, %d dry-run would-be denials, %d plaintext callers", compared, dryCompared, observed)
+	t.Logf("compared %d denied HTTP steps, %d dry-run would-be denials, %d plaintext callers, %d previewed flips", compared, dryCompared, observed, previewed)
 }
 
 // stepTarget resolves a step's caller and first proxy as the check replay does.
@@ -292,4 +322,107 @@ func observedPlaintext(ctx context.Context, m *harness.Mesh, tgt replayTargetPod
 		}
 	}
 	return mode, n, warned, nil
+}
+
+// nextStep is the step after st in sc.
+func nextStep(sc *scenario.Scenario, st *scenario.Step) *scenario.Step {
+	for i := range sc.Steps {
+		if &sc.Steps[i] == st && i+1 < len(sc.Steps) {
+			return &sc.Steps[i+1]
+		}
+	}
+	return nil
+}
+
+type flipKey struct {
+	caller, workload string
+	port             uint32
+}
+
+// previewRun is one `check --observed` before an apply step and what the request
+// steps after it saw, until the next preview or the scenario's end.
+type previewRun struct {
+	sc    *scenario.Scenario
+	flips map[flipKey]string // -> the decision with the change
+	seen  map[flipKey]string // pairs of later request steps -> their decision
+	where string
+}
+
+func startPreview(ctx context.Context, m *harness.Mesh, sc *scenario.Scenario, apply *scenario.Step) (*previewRun, error) {
+	dir, err := os.MkdirTemp("", "preview")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var all []byte
+	for _, ref := range apply.Apply {
+		_, data, err := ref.Read(sc.Dir)
+		if err != nil {
+			return nil, err
+		}
+		all = append(append(all, data...), []byte("\n---\n")...)
+	}
+	file := dir + "/change.yaml"
+	if err := os.WriteFile(file, all, 0o600); err != nil {
+		return nil, err
+	}
+	out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "check", "--observed", "-f", file, "--config-dir", m.ConfigDir,
+		"--server", m.DebugAddr, "-o", "json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("wardenctl check --observed: %v: %s", err, out)
+	}
+	var res struct {
+		Flips []struct {
+			Caller, Workload, To string
+			Port                 uint32
+		}
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("check --observed -o json: %v: %s", err, out)
+	}
+	p := &previewRun{sc: sc, flips: map[flipKey]string{}, seen: map[flipKey]string{}, where: sc.Name}
+	for _, f := range res.Flips {
+		p.flips[flipKey{f.Caller, f.Workload, f.Port}] = f.To
+	}
+	return p, nil
+}
+
+// observe records a request step's pair as the preview names callers.
+func (p *previewRun) observe(m *harness.Mesh, st *scenario.Step) {
+	_, from, tgt, err := stepTarget(m, st.Request)
+	if err != nil || !tgt.pod.Opts.Sidecar || from.Opts.Sidecar || st.Expect.ConnectionError {
+		return // the window has only plaintext callers' allowed requests
+	}
+	d := "ALLOW"
+	if st.Expect.Status == 403 {
+		d = "DENY"
+	}
+	k := flipKey{"plaintext " + from.IP(), tgt.pod.ID(), tgt.port}
+	if _, ok := p.seen[k]; !ok {
+		p.seen[k] = d
+	}
+}
+
+// finish compares: every flip the preview named is what the first later step of that
+// pair got, and every such pair that got DENY was named. It returns the flips confirmed.
+func (p *previewRun) finish(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for k, to := range p.flips {
+		got, ok := p.seen[k]
+		if !ok {
+			continue // no later step sent that pair
+		}
+		if got != to {
+			t.Errorf("%s: the preview said %s -> %s:%d becomes %s; the next request got %s", p.where, k.caller, k.workload, k.port, to, got)
+			continue
+		}
+		n++
+	}
+	for k, got := range p.seen {
+		if _, ok := p.flips[k]; !ok && got == "DENY" {
+			t.Errorf("%s: %s -> %s:%d was denied after the apply, but the preview named no flip for it (flips %v)", p.where, k.caller, k.workload, k.port, p.flips)
+		}
+	}
+	return n
 }
