@@ -22,7 +22,13 @@ export WARDEN_ENVOY WARDEN_BIN
 
 # The scenario runner: every *.yaml directly in $(SCENARIOS), against real wardend,
 # stock Envoy and network-namespace pods.
-E2E_CMD ?= $(BIN)/warden-e2e-runner -mode $(MODE) -scenarios $(SCENARIOS)
+# INJECT=1 runs every sidecar pod from its injected Pod spec (inject.Pod) with the
+# emulator's kubelet (e2e/harness/kubelet.go) instead of starting Envoy directly.
+INJECT      ?=
+E2E_CMD ?= $(BIN)/warden-e2e-runner -mode $(MODE) -scenarios $(SCENARIOS)$(if $(filter 1,$(INJECT)), -inject)
+# The scenarios make test also runs with injected pods, in both modes (a subset: the
+# chapter 9 mTLS/PeerAuthentication scenario).
+INJECT_RUN  ?= mtls-ch9
 
 # timed runs a command and prints its wall time as `== <label>: <n>s`.
 define timed
@@ -48,12 +54,14 @@ build: ## Build wardend, wardenctl and the e2e test app into bin/
 image: ## Build the wardend image without Docker (iptables from the host: make deps) into bin/wardend-image.tar (WARDEN_IMAGE=name:tag, default wardend:dev) and print its digest
 	@$(call timed,image,$(GO) run ./hack/ociimage -tag $(WARDEN_IMAGE) -out $(BIN)/wardend-image.tar)
 
-test: deps build ## go vet, all Go tests (unit and e2e; needs root), then the scenarios in both modes
+test: deps build ## go vet, all Go tests (unit and e2e; needs root), then the scenarios in both modes, and the mTLS one with injected pods
 	@$(call timed,go vet,$(GO) vet ./...)
 	@$(call timed,gen-check,$(MAKE) --no-print-directory gen-check)
 	@$(call timed,go test,$(GO) test -count=1 -timeout $(TEST_TIMEOUT) ./...)
 	@$(call timed,e2e scenarios (dir),$(subst -mode $(MODE),-mode dir,$(E2E_CMD)))
 	@$(call timed,e2e scenarios (kube),$(subst -mode $(MODE),-mode kube,$(E2E_CMD)))
+	@$(call timed,e2e injected pods (dir),$(BIN)/warden-e2e-runner -mode dir -scenarios e2e/scenarios -run $(INJECT_RUN) -inject)
+	@$(call timed,e2e injected pods (kube),$(BIN)/warden-e2e-runner -mode kube -scenarios e2e/scenarios -run $(INJECT_RUN) -inject)
 
 # GOLDEN_PKGS are the packages whose tests compare with golden files (internal/golden).
 GOLDEN_PKGS = $$($(GO) list -f '{{.ImportPath}} {{join .TestImports " "}} {{join .XTestImports " "}}' ./... | \
@@ -72,7 +80,7 @@ gen-check: ## Regenerate every golden file (-update, orphans pruned) in a tempor
 	if [[ $$status -ne 0 ]]; then echo "gen-check: golden files are stale; run go test -update in: $$(echo $$pkgs)"; exit 1; fi; \
 	echo "gen-check: golden files up to date ($$(echo $$pkgs | wc -w) packages)"
 
-e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=folder, default e2e/scenarios; MODE=dir|kube)
+e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=folder, default e2e/scenarios; MODE=dir|kube; INJECT=1: pods from their injected spec)
 	@$(E2E_CMD)
 
 bench: deps build ## Go benchmarks (translation, certs, RBAC p50/p99 through stock Envoy: e2e/bench) and the 1,000-sidecar xDS load harness

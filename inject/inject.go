@@ -80,6 +80,12 @@ type Config struct {
 	// DrainDuration is how long Envoy keeps serving once the pod is told to stop, unless
 	// proxy.istio.io/config sets terminationDrainDuration (Istio's default is 5 s).
 	DrainDuration time.Duration
+	// ListenerDrainTime is Envoy's --drain-time-s: how long the connections of a
+	// listener or filter chain that a configuration change replaced keep their old
+	// configuration before Envoy closes them (Istio's ProxyConfig.drainDuration, 45 s).
+	// Envoy's own default is 600 s: a policy change would reach an open connection only
+	// after ten minutes. Zero leaves Envoy's default.
+	ListenerDrainTime time.Duration
 	// ProxyCPU and ProxyMemory are Envoy's resource requests.
 	ProxyCPU, ProxyMemory resource.Quantity
 }
@@ -99,6 +105,7 @@ func DefaultConfig() Config {
 		StatusPort:             15020,
 		InboundPort:            15006,
 		DrainDuration:          5 * time.Second,
+		ListenerDrainTime:      45 * time.Second,
 		ProxyCPU:               resource.MustParse("100m"),
 		ProxyMemory:            resource.MustParse("128Mi"),
 	}
@@ -420,11 +427,15 @@ func bootstrapContainer(cfg Config) corev1.Container {
 }
 
 func proxyContainer(cfg Config, drain time.Duration) corev1.Container {
+	args := []string{"-c", BootstrapOut, "--disable-hot-restart", "--log-level", "warn"}
+	if s := int64(cfg.ListenerDrainTime / time.Second); s > 0 {
+		args = append(args, "--drain-time-s", strconv.FormatInt(s, 10))
+	}
 	c := corev1.Container{
 		Name:            ContainerProxy,
 		Image:           cfg.ProxyImage,
 		ImagePullPolicy: cfg.ImagePullPolicy,
-		Args:            []string{"-c", BootstrapOut, "--disable-hot-restart", "--log-level", "warn"},
+		Args:            args,
 		// A native sidecar: started before the app containers, stopped after them.
 		RestartPolicy: ptr.To(corev1.ContainerRestartPolicyAlways),
 		Ports: []corev1.ContainerPort{

@@ -60,12 +60,13 @@ func (x *Index) Check(proxy Proxy, req authz.CheckRequest) authz.CheckResult {
 	return res
 }
 
-// checkPort resolves the target port and whether its chain is HTTP.
+// checkPort resolves the target port and whether its chain is HTTP. An undeclared
+// (auto) port is checked as HTTP: the chain a client-first HTTP request reaches.
 func (x *Index) checkPort(w *watch.Workload, mtls MTLS, want uint32) (uint32, bool) {
 	ports := newBuilder(x).inboundPorts(w, mtls)
 	for _, p := range ports {
-		if (want == 0 && p.http && !p.passthrough) || (want != 0 && p.port == want) {
-			return p.port, p.http && !p.passthrough
+		if (want == 0 && p.proto != protoTCP && !p.passthrough) || (want != 0 && p.port == want) {
+			return p.port, p.proto != protoTCP && !p.passthrough
 		}
 	}
 	return want, false

@@ -4,6 +4,8 @@ import (
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpoint "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
+	upstreamhttp "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
+	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/wardenmesh/warden/translate/internal/shared"
@@ -82,3 +84,37 @@ func (b *builder) autoMTLSMatches(meshTLS *core.TransportSocket) []*cluster.Clus
 		},
 	}
 }
+
+// upstreamHTTPOptions are the HTTP protocol options of a cluster for a port of proto:
+// HTTP/2 to an http2, grpc or grpc-web port, as Istio does; on an undeclared port,
+// the protocol the downstream used (HTTP/1.1 or h2c), as Istio's sniffed clusters do.
+// tcp_proxy ignores them.
+func (b *builder) upstreamHTTPOptions(proto protocol) map[string]*anypb.Any {
+	var opts *upstreamhttp.HttpProtocolOptions
+	switch proto {
+	case protoHTTP2:
+		opts = &upstreamhttp.HttpProtocolOptions{
+			UpstreamProtocolOptions: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_{
+				ExplicitHttpConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig{
+					ProtocolConfig: &upstreamhttp.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{
+						Http2ProtocolOptions: &core.Http2ProtocolOptions{},
+					},
+				},
+			},
+		}
+	case protoAuto:
+		opts = &upstreamhttp.HttpProtocolOptions{
+			UpstreamProtocolOptions: &upstreamhttp.HttpProtocolOptions_UseDownstreamProtocolConfig{
+				UseDownstreamProtocolConfig: &upstreamhttp.HttpProtocolOptions_UseDownstreamHttpConfig{
+					HttpProtocolOptions:  &core.Http1ProtocolOptions{},
+					Http2ProtocolOptions: &core.Http2ProtocolOptions{},
+				},
+			},
+		}
+	default:
+		return nil
+	}
+	return map[string]*anypb.Any{httpProtocolOptionsKey: b.any(opts)}
+}
+
+const httpProtocolOptionsKey = "envoy.extensions.upstreams.http.v3.HttpProtocolOptions"

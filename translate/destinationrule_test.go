@@ -147,18 +147,26 @@ func TestDestinationRulePortLevelTLS(t *testing.T) {
 	}
 }
 
-func TestIsHTTP(t *testing.T) {
+func TestPortProtocol(t *testing.T) {
 	for _, tc := range []struct {
+		port      uint32
 		name, app string
-		want      bool
+		want      protocol
 	}{
-		{"http", "", true}, {"http-web", "", true}, {"grpc", "", true}, {"", "", true}, {"web", "", true},
-		{"tcp", "", false}, {"tcp-db", "", false}, {"mongo", "", false}, {"mysql-main", "", false},
-		{"redis", "", false}, {"https", "", false}, {"tls-x", "", false},
-		{"http", "tcp", false}, {"tcp", "http", true}, {"x", "kubernetes.io/h2c", true},
+		{80, "http", "", protoHTTP}, {80, "HTTP-web", "", protoHTTP}, {80, "http_proxy", "", protoHTTP},
+		{80, "http2", "", protoHTTP2}, {80, "grpc", "", protoHTTP2}, {80, "grpc-web", "", protoHTTP2},
+		{80, "grpc-web-x", "", protoHTTP2}, {80, "grpcx", "", protoAuto},
+		{80, "", "", protoAuto}, {80, "web", "", protoAuto}, {5432, "postgres", "", protoAuto},
+		{80, "tcp", "", protoTCP}, {80, "tcp-db", "", protoTCP}, {80, "mongo", "", protoTCP}, {80, "mysql-main", "", protoTCP},
+		{80, "redis", "", protoTCP}, {80, "https", "", protoTCP}, {80, "tls-x", "", protoTCP}, {80, "thrift", "", protoTCP},
+		{3306, "", "", protoTCP}, {3306, "db", "", protoTCP}, {3306, "http", "", protoHTTP},
+		// appProtocol wins over the name, whatever it says.
+		{80, "http", "tcp", protoTCP}, {80, "tcp", "http", protoHTTP}, {80, "tcp", "HTTP2", protoHTTP2},
+		{80, "tcp", "postgresql", protoAuto}, {80, "x", "kubernetes.io/h2c", protoHTTP2},
+		{80, "tcp", "kubernetes.io/ws", protoHTTP}, {80, "http", "kubernetes.io/wss", protoTCP},
 	} {
-		if got := isHTTP(tc.name, tc.app); got != tc.want {
-			t.Errorf("isHTTP(%q, %q) = %v, want %v", tc.name, tc.app, got, tc.want)
+		if got := portProtocol(tc.port, tc.name, tc.app); got != tc.want {
+			t.Errorf("portProtocol(%d, %q, %q) = %v, want %v", tc.port, tc.name, tc.app, got, tc.want)
 		}
 	}
 }

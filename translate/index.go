@@ -25,7 +25,8 @@ type Index struct {
 	dr        *drIndex
 	byPort    map[uint32][]outboundService
 	ports     []uint32
-	services  []outboundService // sorted by cluster name
+	services  []outboundService  // sorted by cluster name
+	seDiags   []watch.Diagnostic // about ServiceEntry ports left out (serviceentry.go)
 
 	sharedOnce sync.Once
 	shared     *outboundSet
@@ -63,6 +64,7 @@ func NewIndex(in *watch.Input) *Index {
 		x.mtls[w] = x.pa.resolve(w.Namespace, w.PodLabels)
 	}
 	x.byPort, x.ports, x.services = outboundPorts(in)
+	x.addServiceEntries()
 	return x
 }
 

@@ -18,7 +18,8 @@ type outboundService struct {
 	fqdn    string
 	cluster string
 	ip      netip.Addr // ClusterIP; zero when unknown
-	http    bool
+	proto   protocol
+	se      *seHost // a ServiceEntry host and port (serviceentry.go); svc is nil then
 }
 
 // outboundSet is everything a sidecar gets for calling other Services, each list
@@ -53,7 +54,7 @@ func outboundPorts(in *watch.Input) (byPort map[uint32][]outboundService, ports 
 				fqdn:    fqdn,
 				cluster: outboundCluster(sp.Port, fqdn),
 				ip:      clusterIP(svc.ClusterIP),
-				http:    isHTTP(sp.Name, sp.AppProtocol),
+				proto:   portProtocol(sp.Port, sp.Name, sp.AppProtocol),
 			}
 			byPort[sp.Port] = append(byPort[sp.Port], s)
 			byCluster = append(byCluster, s)
@@ -84,7 +85,12 @@ func (x *Index) buildOutbound(proxyNS string, labels map[string]string) *outboun
 	// x.services is sorted by cluster name, so clusters and endpoints come out sorted.
 	var clusters []types.Resource
 	for _, s := range x.services {
-		e := x.serviceCluster(s, x.dr.lookup(proxyNS, labels, s.svc.Namespace, s.fqdn))
+		var e *clusterEntry
+		if s.se != nil {
+			e = x.serviceEntryCluster(s, proxyNS, x.dr.lookup(proxyNS, labels, s.se.cfg.Namespace, s.fqdn))
+		} else {
+			e = x.serviceCluster(s, x.dr.lookup(proxyNS, labels, s.svc.Namespace, s.fqdn))
+		}
 		clusters = append(clusters, e.cluster...)
 		set.endpoints = append(set.endpoints, e.endpoints...)
 		set.diags = append(set.diags, e.diags...)
@@ -93,18 +99,20 @@ func (x *Index) buildOutbound(proxyNS string, labels map[string]string) *outboun
 	set.clusters = mergeByName(shared.clusters, clusters)
 	for _, port := range x.ports {
 		var vhosts []*route.VirtualHost
+		hasHTTP := false // the shared listener refers to route "<port>" for every namespace
 		for _, s := range x.byPort[port] {
-			if !s.http {
+			hasHTTP = hasHTTP || s.proto != protoTCP
+			if s.proto == protoTCP || (s.se != nil && !x.seVisibleTo(s.se.cfg, proxyNS)) {
 				continue
 			}
-			vh := x.virtualHost(s, s.svc.Namespace == proxyNS)
+			vh := x.virtualHost(s, s.se == nil && s.svc.Namespace == proxyNS)
 			if vh.err != nil {
 				set.diags = append(set.diags, translationError("virtual host "+s.cluster, vh.err))
 				continue
 			}
 			vhosts = append(vhosts, vh.vh)
 		}
-		if len(vhosts) > 0 {
+		if hasHTTP {
 			set.routes = append(set.routes, b.outboundRoute(port, vhosts))
 		}
 	}
@@ -124,7 +132,7 @@ func (x *Index) sharedOutbound() *outboundSet {
 			set.listeners = append(set.listeners, b.portListener(port, x.byPort[port]))
 		}
 		set.clusters = append(set.clusters, b.originalDstCluster(PassthroughCluster), b.blackHoleCluster(BlackHoleCluster))
-		set.diags = b.diags
+		set.diags = append(b.diags, x.seDiags...)
 		if b.err != nil {
 			set.diags = append(set.diags, translationError("outbound listeners", b.err))
 			set.listeners, set.clusters = nil, nil
@@ -154,13 +162,14 @@ func (x *Index) serviceCluster(s outboundService, dr *drRule) *clusterEntry {
 	return cached(&x.mu, x.clusters, clusterKey{s.cluster, dr}, func() *clusterEntry {
 		b := newBuilder(x)
 		e := &clusterEntry{}
-		sec := b.clusterSecurity(s.svc, s.port, s.fqdn, s.http, dr)
+		sec := b.clusterSecurity(s.svc, s.port, s.fqdn, s.proto != protoTCP, dr)
 		if sec.blocked {
 			e.cluster = []types.Resource{b.blackHoleCluster(s.cluster)}
 		} else {
 			c := b.edsCluster(s.cluster)
 			c.TransportSocket = sec.socket
 			c.TransportSocketMatches = sec.matches
+			c.TypedExtensionProtocolOptions = b.upstreamHTTPOptions(s.proto)
 			e.cluster = []types.Resource{c}
 			e.endpoints = []types.Resource{b.loadAssignment(s.cluster, s.svc, s.port, sec.autoMTLS)}
 		}
@@ -189,7 +198,12 @@ type vhostEntry struct {
 // inside (local) or outside its namespace.
 func (x *Index) virtualHost(s outboundService, local bool) *vhostEntry {
 	return cached(&x.mu, x.vhosts, vhostKey{s.cluster, local}, func() *vhostEntry {
-		vh := serviceVirtualHost(s, local)
+		var vh *route.VirtualHost
+		if s.se != nil {
+			vh = serviceEntryVirtualHost(s)
+		} else {
+			vh = serviceVirtualHost(s, local)
+		}
 		return &vhostEntry{vh: vh, err: vh.ValidateAll()}
 	})
 }

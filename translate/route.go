@@ -9,7 +9,7 @@ import (
 
 // outboundRoute is RouteConfiguration "<port>": the virtual hosts of the HTTP
 // Services on the port, then allow_any, which sends unknown hosts to their original
-// destination (Istio's ALLOW_ANY default).
+// destination (Istio's ALLOW_ANY default), or block_all under REGISTRY_ONLY.
 func (b *builder) outboundRoute(port uint32, vhosts []*route.VirtualHost) *route.RouteConfiguration {
 	rc := &route.RouteConfiguration{
 		Name:             strconv.FormatUint(uint64(port), 10),
@@ -17,7 +17,7 @@ func (b *builder) outboundRoute(port uint32, vhosts []*route.VirtualHost) *route
 		VirtualHosts:     make([]*route.VirtualHost, 0, len(vhosts)+1),
 	}
 	rc.VirtualHosts = append(rc.VirtualHosts, vhosts...)
-	rc.VirtualHosts = append(rc.VirtualHosts, allowAnyVirtualHost)
+	rc.VirtualHosts = append(rc.VirtualHosts, b.unknownHostVirtualHost())
 	return rc
 }
 

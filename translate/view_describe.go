@@ -28,6 +28,7 @@ type WorkloadDescription struct {
 	AuthorizationPolicies  []AuthzPolicyView     `json:"authorizationPolicies,omitempty"`
 	RequestAuthentications []RequestAuthnView    `json:"requestAuthentications,omitempty"`
 	DestinationRules       []DestinationRuleView `json:"destinationRules,omitempty"`
+	Egress                 *EgressView           `json:"egress,omitempty"` // view_egress.go
 	// Diagnostics are the problems with the objects above, from the Input and from
 	// translating this workload.
 	Diagnostics []watch.Diagnostic `json:"diagnostics,omitempty"`
@@ -137,6 +138,7 @@ func (x *Index) describe(w *watch.Workload, proxied bool) WorkloadDescription {
 	d.AuthorizationPolicies = x.authzViews(w, refs)
 	d.RequestAuthentications = x.requestAuthnViews(w, refs)
 	d.DestinationRules = x.drViews(w, refs)
+	d.Egress = x.egressView(w, refs)
 	for _, key := range []string{d.MTLS.MeshPolicy, d.MTLS.NamespacePolicy, d.MTLS.WorkloadPolicy} {
 		if key != "" {
 			refs["PeerAuthentication "+key] = true
@@ -174,12 +176,9 @@ func (x *Index) securityInScope(dg watch.Diagnostic, w *watch.Workload) bool {
 func serviceView(in *watch.Input, svc *watch.Service, w *watch.Workload) ServiceView {
 	v := ServiceView{Name: svc.Namespace + "/" + svc.Name, Host: in.Hostname(svc)}
 	for _, sp := range svc.Ports {
-		proto := "tcp"
-		switch {
-		case !isStream(sp.Protocol):
+		proto := portProtocol(sp.Port, sp.Name, sp.AppProtocol).String()
+		if !isStream(sp.Protocol) {
 			proto = strings.ToLower(sp.Protocol)
-		case isHTTP(sp.Name, sp.AppProtocol):
-			proto = "http"
 		}
 		target := "?"
 		if tp := targetPort(sp, w); tp != 0 {
@@ -373,8 +372,8 @@ func (x *Index) drViews(w *watch.Workload, refs map[string]bool) []DestinationRu
 	byKey := map[string]*DestinationRuleView{}
 	var keys []string
 	for _, s := range x.services {
-		r := x.dr.lookup(w.Namespace, w.PodLabels, s.svc.Namespace, s.fqdn)
-		if r == nil {
+		r := x.dr.lookup(w.Namespace, w.PodLabels, s.namespace(), s.fqdn)
+		if r == nil || (s.se != nil && !x.seVisibleTo(s.se.cfg, w.Namespace)) {
 			continue
 		}
 		key := r.cfg.Key()

@@ -2,6 +2,7 @@ package translate
 
 import (
 	"slices"
+	"strconv"
 
 	"github.com/wardenmesh/warden/watch"
 )
@@ -30,8 +31,8 @@ func (x *Index) proxyWorkload(p Proxy) *watch.Workload {
 
 // inboundPort is one target port the inbound listener has chains for.
 type inboundPort struct {
-	port uint32
-	http bool
+	port  uint32
+	proto protocol
 	// passthrough: the port is known only from portLevelMtls, so traffic goes to the
 	// original destination (InboundPassthroughCluster) rather than inbound|<port>||.
 	passthrough bool
@@ -78,12 +79,17 @@ func (b *builder) inboundPorts(w *watch.Workload, mtls MTLS) []inboundPort {
 					"target port "+sp.TargetPortName+" is not a container port of "+w.Namespace+"/"+w.PodName+": not served")
 				continue
 			}
-			add(inboundPort{port: tp, http: isHTTP(sp.Name, sp.AppProtocol)})
+			proto := portProtocol(sp.Port, sp.Name, sp.AppProtocol)
+			if proto == protoAuto && serverFirstHint(sp.Port, sp.Name) {
+				b.diag(severityWarning, &svc.Meta, "spec.ports["+portRef(sp)+"].name",
+					"port "+strconv.FormatUint(uint64(sp.Port), 10)+" declares no protocol and looks server-first: protocol detection "+b.detectionWait()+"; name it tcp-* (or set appProtocol: tcp)")
+			}
+			add(inboundPort{port: tp, proto: proto})
 		}
 	}
 	for _, cp := range w.Ports {
 		if isStream(cp.Protocol) {
-			add(inboundPort{port: cp.Port, http: isHTTP(cp.Name, "")})
+			add(inboundPort{port: cp.Port, proto: portProtocol(cp.Port, cp.Name, "")})
 		}
 	}
 	for _, p := range mtls.PortList() {
@@ -91,4 +97,12 @@ func (b *builder) inboundPorts(w *watch.Workload, mtls MTLS) []inboundPort {
 	}
 	slices.SortFunc(out, func(a, b inboundPort) int { return int(a.port) - int(b.port) })
 	return out
+}
+
+// portRef names a Service port in a diagnostic field: its name, else its number.
+func portRef(sp watch.ServicePort) string {
+	if sp.Name != "" {
+		return sp.Name
+	}
+	return strconv.FormatUint(uint64(sp.Port), 10)
 }

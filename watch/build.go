@@ -42,6 +42,7 @@ func Build(objs []Object, diags []Diagnostic) *Input {
 	in.DestinationRules = configsOf[*networking.DestinationRule](in.objects)
 	in.Gateways = configsOf[*networking.Gateway](in.objects)
 	in.VirtualServices = configsOf[*networking.VirtualService](in.objects)
+	in.ServiceEntries = configsOf[*networking.ServiceEntry](in.objects)
 
 	slices.SortStableFunc(in.Diagnostics, compareDiagnostics)
 	in.Diagnostics = slices.Compact(in.Diagnostics)

@@ -196,9 +196,9 @@ func is[T any](v any) bool { _, ok := v.(T); return ok }
 func TestDecodeUnknownKindWarns(t *testing.T) {
 	objs, diags := decode(t, `
 apiVersion: networking.istio.io/v1alpha3
-kind: ServiceEntry
+kind: Sidecar
 metadata: {name: se, namespace: ns}
-spec: {hosts: [a]}
+spec: {egress: [{hosts: ["./*"]}]}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
@@ -215,7 +215,7 @@ metadata: {name: gw, namespace: ns}
 			t.Errorf("diagnostic %s: want an unknown kind warning", d)
 		}
 	}
-	if diags[0].Kind != "ServiceEntry" || diags[0].Name != "se" || diags[1].Source.Doc != 1 {
+	if diags[0].Kind != "Sidecar" || diags[0].Name != "se" || diags[1].Source.Doc != 1 {
 		t.Errorf("diagnostics lack identity: %+v", diags)
 	}
 }

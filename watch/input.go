@@ -144,6 +144,9 @@ type Input struct {
 	DestinationRules       []*Config[*networking.DestinationRule]
 	Gateways               []*Config[*networking.Gateway]
 	VirtualServices        []*Config[*networking.VirtualService]
+	// ServiceEntries add hosts outside (or inside) the mesh to the registry
+	// (serviceentry.go in translate builds their clusters and listeners).
+	ServiceEntries []*Config[*networking.ServiceEntry]
 
 	// EndpointSlices, sorted by namespace, name. When a Service has slices (label
 	// kubernetes.io/service-name), Endpoints uses them instead of the selector.

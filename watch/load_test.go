@@ -18,13 +18,8 @@ func TestLoadDirFixtures(t *testing.T) {
 		if errs := errorsOf(diags); len(errs) != 0 {
 			t.Errorf("errors: %v", errs)
 		}
-		var serviceEntryWarned bool
-		for _, d := range diags {
-			serviceEntryWarned = serviceEntryWarned || (d.Kind == "ServiceEntry" && d.Severity == SeverityWarning &&
-				strings.HasSuffix(d.Source.File, "headless/httpbin-serviceentry.yaml"))
-		}
-		if !serviceEntryWarned {
-			t.Errorf("no warning for the ServiceEntry: %v", diags)
+		if len(in.ServiceEntries) != 1 || in.ServiceEntries[0].Name != "httpbin-headless-se" {
+			t.Errorf("ServiceEntries = %v, want the headless httpbin one", in.ServiceEntries)
 		}
 		if len(in.PeerAuthentications) != 2 || len(in.RequestAuthentications) != 1 || len(in.AuthorizationPolicies) == 0 {
 			t.Errorf("security objects: %d PA, %d RA, %d AP", len(in.PeerAuthentications), len(in.RequestAuthentications), len(in.AuthorizationPolicies))

@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -63,6 +64,16 @@ func decodeMesh(text string) (*meshv1alpha1.MeshConfig, *fieldError) {
 		if fe := decodeProtoStrict(field, data, mc); fe != nil {
 			return nil, fe
 		}
+		// REGISTRY_ONLY is the enum's zero value: "outboundTrafficPolicy: {}" would read
+		// as REGISTRY_ONLY, where Istio (which merges onto its defaults) keeps ALLOW_ANY.
+		var tree struct {
+			OutboundTrafficPolicy map[string]any `json:"outboundTrafficPolicy"`
+		}
+		if json.Unmarshal(data, &tree) == nil && mc.OutboundTrafficPolicy != nil {
+			if _, set := tree.OutboundTrafficPolicy["mode"]; !set {
+				mc.OutboundTrafficPolicy = nil
+			}
+		}
 	}
 	return withMeshDefaults(mc), nil
 }
@@ -72,8 +83,12 @@ func DefaultMeshConfig() *meshv1alpha1.MeshConfig {
 	return withMeshDefaults(&meshv1alpha1.MeshConfig{})
 }
 
-// withMeshDefaults fills rootNamespace, trustDomain and enableAutoMtls when unset.
+// withMeshDefaults fills rootNamespace, trustDomain, enableAutoMtls and
+// outboundTrafficPolicy (ALLOW_ANY, as Istio's defaults) when unset.
 func withMeshDefaults(mc *meshv1alpha1.MeshConfig) *meshv1alpha1.MeshConfig {
+	if mc.GetOutboundTrafficPolicy() == nil {
+		mc.OutboundTrafficPolicy = &meshv1alpha1.MeshConfig_OutboundTrafficPolicy{Mode: meshv1alpha1.MeshConfig_OutboundTrafficPolicy_ALLOW_ANY}
+	}
 	if mc.GetRootNamespace() == "" {
 		mc.RootNamespace = DefaultRootNamespace
 	}

@@ -51,6 +51,7 @@ var (
 		"DestinationRule": {namespaced: true, istio: true, newSpec: func() any { return &networking.DestinationRule{} }},
 		"Gateway":         {namespaced: true, istio: true, newSpec: func() any { return &networking.Gateway{} }},
 		"VirtualService":  {namespaced: true, istio: true, newSpec: func() any { return &networking.VirtualService{} }},
+		"ServiceEntry":    {namespaced: true, istio: true, newSpec: func() any { return &networking.ServiceEntry{} }},
 	}
 	coreKinds = map[string]kindInfo{
 		"Namespace":      {namespaced: false},
@@ -75,7 +76,7 @@ var (
 )
 
 // unknownKind reports a document whose apiVersion and kind Warden does not read. A kind
-// of another API (a ServiceEntry, a Secret, a Gateway API Gateway) is a warning and
+// of another API (a Sidecar, a Secret, a Gateway API Gateway) is a warning and
 // skipped. A near miss of a kind Warden reads is an error, so that the last good
 // version of its file keeps serving (see RetainLastGood) instead of the object
 // silently going away: a kind Warden reads at an API version it does not serve, a

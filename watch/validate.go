@@ -33,6 +33,8 @@ func validateSpec(spec any, tree any) []fieldError {
 		if s.GetHost() == "" {
 			return []fieldError{{"spec.host", "host is required"}}
 		}
+	case *networking.ServiceEntry:
+		return validateServiceEntry(s)
 	case *networking.Gateway:
 		if len(s.GetServers()) == 0 {
 			return []fieldError{{"spec.servers", "a gateway needs at least one server"}}

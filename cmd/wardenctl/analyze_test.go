@@ -69,8 +69,8 @@ func TestAnalyzeExitCodesAndJSON(t *testing.T) {
 	if out, code := runBin(t, bin, "analyze", "-f", meshDir(t, "")); code != 0 || !strings.Contains(out, "no configuration problems") {
 		t.Errorf("clean folder: exit %d\n%s", code, out)
 	}
-	warn := meshDir(t, "---\napiVersion: networking.istio.io/v1\nkind: ServiceEntry\nmetadata: {name: se, namespace: shop}\nspec: {hosts: [a.example]}\n")
-	if out, code := runBin(t, bin, "analyze", "-f", warn); code != 1 || !strings.Contains(out, "WARNING: "+warn+"/mesh.yaml#2 ServiceEntry shop/se: warning: unknown kind ServiceEntry (networking.istio.io/v1), skipped") {
+	warn := meshDir(t, "---\napiVersion: networking.istio.io/v1\nkind: Sidecar\nmetadata: {name: se, namespace: shop}\nspec: {egress: [{hosts: [./*]}]}\n")
+	if out, code := runBin(t, bin, "analyze", "-f", warn); code != 1 || !strings.Contains(out, "WARNING: "+warn+"/mesh.yaml#2 Sidecar shop/se: warning: unknown kind Sidecar (networking.istio.io/v1), skipped") {
 		t.Errorf("warnings only: exit %d\n%s", code, out)
 	}
 	bad := meshDir(t, `---

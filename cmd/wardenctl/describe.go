@@ -134,6 +134,19 @@ func printDescription(w io.Writer, d translate.WorkloadDescription) {
 		tw.Flush()
 	}
 
+	if e := d.Egress; e != nil {
+		what := "destinations outside the registry are passed through"
+		if e.Policy == "REGISTRY_ONLY" {
+			what = "destinations outside the registry are refused"
+		}
+		section(w, "Egress ("+e.Policy+": "+what+"); ServiceEntry hosts", len(e.Hosts))
+		tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+		for _, h := range e.Hosts {
+			fmt.Fprintf(tw, "  %s\t%s\t%s %s\t%s\n", h.Host, h.Entry, h.Location, h.Resolution, h.TLS)
+		}
+		tw.Flush()
+	}
+
 	section(w, "Diagnostics", len(d.Diagnostics))
 	for _, dg := range d.Diagnostics {
 		fmt.Fprintf(w, "  %s: %s\n", strings.ToUpper(dg.Severity), dg.String())

@@ -88,7 +88,7 @@ func TestStatusShowsProblemsWithProxies(t *testing.T) {
 		Kind: "AuthorizationPolicy", Namespace: "shop", Name: "bad-cidr", Field: "spec.rules[0].from[0].source.ipBlocks[0]",
 		Message: `invalid CIDR "10.0.0.0/33": the workloads it selects deny every request (fail closed)`}
 	typo := watch.Diagnostic{Severity: watch.SeverityWarning, Source: watch.Location{File: "m/x.yaml", Doc: 1},
-		Kind: "ServiceEntry", Namespace: "shop", Name: "se", Message: "unknown kind ServiceEntry (networking.istio.io/v1), skipped"}
+		Kind: "Sidecar", Namespace: "shop", Name: "se", Message: "unknown kind Sidecar (networking.istio.io/v1), skipped"}
 	a := replicaWithProblems(t, "a", xds.ConfigProblem{Diagnostic: cidr, Proxies: []string{"web-0.shop"}}, xds.ConfigProblem{Diagnostic: typo})
 	b := replicaWithProblems(t, "b", xds.ConfigProblem{Diagnostic: cidr, Proxies: []string{"web-1.shop"}}, xds.ConfigProblem{Diagnostic: typo})
 	var out bytes.Buffer

@@ -119,6 +119,7 @@ func tcpMain(ctx context.Context, args []string, out io.Writer) error {
 	addr := fs.String("addr", "", "host:port to connect to")
 	line := fs.String("line", "hello warden", "line to send (without newline)")
 	timeout := fs.Duration("timeout", 5*time.Second, "overall deadline")
+	serverFirst := fs.Bool("server-first", false, "send nothing until the server's greeting line (warden-banner ...) arrived")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -128,10 +129,11 @@ func tcpMain(ctx context.Context, args []string, out io.Writer) error {
 	if strings.ContainsAny(*line, "\r\n") {
 		return errors.New("-line must be a single line")
 	}
-	return printJSON(out, doTCP(ctx, *addr, *line, *timeout))
+	return printJSON(out, doTCP(ctx, *addr, *line, *timeout, *serverFirst))
 }
 
-func doTCP(ctx context.Context, addr, line string, timeout time.Duration) tcpResult {
+// doTCP sends line and reads it back; serverFirst first waits for the server's greeting.
+func doTCP(ctx context.Context, addr, line string, timeout time.Duration, serverFirst bool) tcpResult {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	conn, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
@@ -142,10 +144,20 @@ func doTCP(ctx context.Context, addr, line string, timeout time.Duration) tcpRes
 	if dl, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(dl)
 	}
+	r := bufio.NewReader(conn)
+	if serverFirst {
+		greeting, err := r.ReadString('\n')
+		if err != nil {
+			return tcpResult{Got: greeting, Error: fmt.Sprintf("read greeting: %v", err)}
+		}
+		if !strings.HasPrefix(greeting, "warden-banner ") {
+			return tcpResult{Got: strings.TrimRight(greeting, "\r\n"), Error: "want a greeting warden-banner <port>"}
+		}
+	}
 	if _, err := io.WriteString(conn, line+"\n"); err != nil {
 		return tcpResult{Error: fmt.Sprintf("write: %v", err)}
 	}
-	got, err := bufio.NewReader(conn).ReadString('\n')
+	got, err := r.ReadString('\n')
 	got = strings.TrimRight(got, "\r\n")
 	res := tcpResult{Got: got, Echo: err == nil && got == line}
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"io"
 	"log/slog"
 	"math/big"
@@ -117,8 +118,37 @@ func TestServeAndTCPCommand(t *testing.T) {
 		t.Errorf("http on served port: %+v", r)
 	}
 	// An HTTP port does not echo lines.
-	if res := doTCP(ctx, httpLn.Addr().String(), "hello", 2*time.Second); res.Echo {
+	if res := doTCP(ctx, httpLn.Addr().String(), "hello", 2*time.Second, false); res.Echo {
 		t.Errorf("http port echoed a line: %+v", res)
+	}
+	// A client waiting for a greeting gets none from a client-first echo.
+	if res := doTCP(ctx, tcpLn.Addr().String(), "hello", time.Second, true); res.Echo {
+		t.Errorf("client-first echo sent a greeting: %+v", res)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("serve: %v", err)
+	}
+}
+
+// A serverFirst port greets before reading, and then echoes; a client that waits for
+// the greeting gets it, and so does one that sends first.
+func TestServeServerFirst(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	go func() { done <- serve(ctx, log, appConfig{ServerFirst: []int{port}}, nil, []net.Listener{ln}) }()
+	if res := doTCP(ctx, ln.Addr().String(), "hi", 2*time.Second, true); !res.Echo || res.Got != "hi" {
+		t.Errorf("server-first client: %+v", res)
+	}
+	// A client-first client reads the greeting where it expects its echo.
+	if res := doTCP(ctx, ln.Addr().String(), "hi", 2*time.Second, false); res.Echo || res.Got != fmt.Sprintf("warden-banner %d", port) {
+		t.Errorf("client-first client on a server-first port: %+v", res)
 	}
 	cancel()
 	if err := <-done; err != nil {

@@ -23,6 +23,11 @@ type appConfig struct {
 	// decision Istio's sample server makes with -allow_service_account, and the only
 	// way a TCP connection is allowed.
 	ExtAuthzAllowServiceAccount string `json:"extAuthzAllowServiceAccount,omitempty"`
+	// TCPEcho are ports the runner serves as line echo (it passes them in -tcp-ports);
+	// the app accepts the field so a scenario's app section is its configuration.
+	TCPEcho []int `json:"tcpEcho,omitempty"`
+	// ServerFirst are line echo ports that greet first: `warden-banner <port>` on accept.
+	ServerFirst []int `json:"serverFirst,omitempty"`
 }
 
 // loadConfig reads a JSON app configuration; an empty path means the default behaviour.

@@ -31,7 +31,7 @@ func newHandler(c appConfig, client *http.Client) http.Handler {
 		// Any other request (the readiness probe) gets the HTTP server's decision.
 		return grpcAuthzHandler(c.ExtAuthzAllowServiceAccount, http.HandlerFunc(extAuthz))
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return withDelay(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if body, ok := c.Static[r.URL.Path]; ok {
 			w.Header().Set("Content-Type", contentType(r.URL.Path))
 			_, _ = io.WriteString(w, body)
@@ -42,7 +42,7 @@ func newHandler(c appConfig, client *http.Client) http.Handler {
 			return
 		}
 		echo(w, r)
-	})
+	}))
 }
 
 // echo answers 200 with the request's method, path, query, host and headers.

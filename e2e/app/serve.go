@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,6 +23,8 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 	httpPorts := fs.String("http-ports", "80", "comma-separated HTTP ports")
 	tcpPorts := fs.String("tcp-ports", "", "comma-separated TCP line-echo ports")
 	configPath := fs.String("config", "", "JSON file with forward, static and extAuthz")
+	tlsCert := fs.String("tls-cert", "", "serve HTTPS on the HTTP ports with this certificate chain (PEM); needs -tls-key")
+	tlsKey := fs.String("tls-key", "", "private key (PEM) of -tls-cert")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -54,6 +57,14 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 		}
 		httpLns = append(httpLns, ln)
 	}
+	if *tlsCert != "" || *tlsKey != "" {
+		wrapped, err := tlsListeners(httpLns, *tlsCert, *tlsKey)
+		if err != nil {
+			closeAll()
+			return err
+		}
+		httpLns = wrapped
+	}
 	for _, p := range tp {
 		ln, err := net.Listen("tcp", net.JoinHostPort("0.0.0.0", strconv.Itoa(p)))
 		if err != nil {
@@ -68,15 +79,14 @@ func serveMain(ctx context.Context, log *slog.Logger, args []string) error {
 // serve runs the HTTP and TCP servers on the given listeners until ctx ends.
 func serve(ctx context.Context, log *slog.Logger, cfg appConfig, httpLns, tcpLns []net.Listener) error {
 	srv := &http.Server{
-		Handler:           newHandler(cfg, newForwardClient()),
+		Handler:           withServerName(newHandler(cfg, newForwardClient())),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
-	if cfg.ExtAuthzGrpc {
-		// gRPC clients (Envoy's ext_authz) speak HTTP/2 without TLS.
-		srv.Protocols = new(http.Protocols)
-		srv.Protocols.SetHTTP1(true)
-		srv.Protocols.SetUnencryptedHTTP2(true)
-	}
+	// HTTP/1.1 and HTTP/2 without TLS (prior knowledge): gRPC clients (Envoy's
+	// ext_authz) and a sidecar's HTTP/2 upstream (http2, grpc, grpc-web ports) speak h2c.
+	srv.Protocols = new(http.Protocols)
+	srv.Protocols.SetHTTP1(true)
+	srv.Protocols.SetUnencryptedHTTP2(true)
 	var wg sync.WaitGroup
 	errs := make(chan error, len(httpLns)+len(tcpLns))
 	for _, ln := range httpLns {
@@ -88,9 +98,10 @@ func serve(ctx context.Context, log *slog.Logger, cfg appConfig, httpLns, tcpLns
 		})
 	}
 	for _, ln := range tcpLns {
-		log.Info("serving tcp echo", "addr", ln.Addr().String())
+		banner := cfg.banner(ln.Addr())
+		log.Info("serving tcp echo", "addr", ln.Addr().String(), "serverFirst", banner != "")
 		wg.Go(func() {
-			if err := serveEcho(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			if err := serveEcho(ln, banner); err != nil && !errors.Is(err, net.ErrClosed) {
 				errs <- fmt.Errorf("tcp %s: %w", ln.Addr(), err)
 			}
 		})
@@ -110,19 +121,34 @@ func serve(ctx context.Context, log *slog.Logger, cfg appConfig, httpLns, tcpLns
 	return err
 }
 
-// serveEcho accepts connections and echoes every line back until the peer closes.
-func serveEcho(ln net.Listener) error {
+// banner is the greeting of a server-first port (cfg.ServerFirst), else "".
+func (c appConfig) banner(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	if ok && slices.Contains(c.ServerFirst, ta.Port) {
+		return fmt.Sprintf("warden-banner %d\n", ta.Port)
+	}
+	return ""
+}
+
+// serveEcho accepts connections and echoes every line back until the peer closes; with
+// a banner it sends that first, before reading anything.
+func serveEcho(ln net.Listener, banner string) error {
 	for {
 		conn, err := ln.Accept()
 		if err != nil {
 			return err
 		}
-		go echoLines(conn)
+		go echoLines(conn, banner)
 	}
 }
 
-func echoLines(conn net.Conn) {
+func echoLines(conn net.Conn, banner string) {
 	defer conn.Close()
+	if banner != "" {
+		if _, err := io.WriteString(conn, banner); err != nil {
+			return
+		}
+	}
 	r := bufio.NewReader(conn)
 	for {
 		line, err := r.ReadString('\n')

@@ -103,6 +103,9 @@ type Mesh struct {
 	// Kubeconfig, when set before StartWardend, makes wardend serve that cluster
 	// (Kubernetes mode, --kubeconfig) instead of ConfigDir.
 	Kubeconfig string
+	// Kubelet runs the pods started from an injected Pod spec (PodOptions.Injected);
+	// nil until the first one starts, then NewKubelet's, unless set before.
+	Kubelet *Kubelet
 
 	log     *slog.Logger
 	opts    Options

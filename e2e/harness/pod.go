@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/wardenmesh/warden/e2e/cluster"
 )
 
@@ -31,6 +33,9 @@ type PodOptions struct {
 	// TokenFile and RootCertFile, when set, bootstrap Envoy with this service-account
 	// token and mesh root (Kubernetes mode) instead of a token signed from StateDir.
 	TokenFile, RootCertFile string
+	// Injected, when set on a sidecar pod, is the injected Pod spec (inject.Pod) that
+	// the mesh's Kubelet runs instead of the harness starting the app and Envoy itself.
+	Injected *corev1.Pod
 }
 
 // Pod is a running pod of the mesh.
@@ -39,6 +44,8 @@ type Pod struct {
 	Opts  PodOptions
 	App   *cluster.Process
 	Envoy *cluster.Process
+	// Kube is the running Pod spec when the pod was started from its injected spec.
+	Kube *KubePod
 }
 
 // ID is "<name>.<namespace>", the proxy's node id.
@@ -78,6 +85,9 @@ func (m *Mesh) StartPod(ctx context.Context, p *Pod, o PodOptions) error {
 	}
 	o.Namespace, o.Name = p.Opts.Namespace, p.Opts.Name
 	p.Opts = o
+	if o.Injected != nil && o.Sidecar && !o.Gateway {
+		return m.startInjected(ctx, p)
+	}
 	if !o.Gateway && len(o.HTTPPorts)+len(o.TCPPorts) > 0 {
 		if err := m.startApp(p); err != nil {
 			return err
@@ -95,6 +105,10 @@ func (m *Mesh) StartPod(ctx context.Context, p *Pod, o PodOptions) error {
 // namespace and IP stay, so StartPod can start it again with other options.
 func (m *Mesh) StopPod(ctx context.Context, p *Pod) error {
 	var errs []error
+	if p.Kube != nil {
+		p.Kube.Stop(ctx)
+		p.Kube = nil
+	}
 	for _, pr := range []*cluster.Process{p.Envoy, p.App} {
 		if pr != nil {
 			if err := pr.Stop(); err != nil {

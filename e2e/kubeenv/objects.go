@@ -25,6 +25,9 @@ type Pod struct {
 	Annotations     map[string]string
 	ServiceAccount  string // "default" when empty
 	Ports           []corev1.ContainerPort
+	// Spec, when set, is the Pod's whole spec (an injected Pod) instead of one
+	// container "app" with Ports; its service account is ServiceAccount.
+	Spec *corev1.PodSpec
 }
 
 // WritePod creates or updates the Pod object (one container "app") and sets its status
@@ -50,6 +53,13 @@ func (e *Env) WritePod(ctx context.Context, p Pod) (*corev1.Pod, error) {
 			AutomountServiceAccountToken: ptr.To(false),
 			Containers:                   []corev1.Container{{Name: "app", Image: "warden-e2e-app", Ports: p.Ports}},
 		},
+	}
+	if p.Spec != nil {
+		want.Spec = *p.Spec.DeepCopy()
+		want.Spec.ServiceAccountName = sa
+		if want.Spec.AutomountServiceAccountToken == nil {
+			want.Spec.AutomountServiceAccountToken = ptr.To(false)
+		}
 	}
 	cur, err := pods.Get(ctx, p.Name, metav1.GetOptions{})
 	switch {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -138,6 +139,11 @@ func (b *kubeBackend) preparePod(ctx context.Context, p *harness.Pod, spec *podS
 	if !spec.opts.Sidecar && !spec.opts.Gateway {
 		return nil
 	}
+	if spec.opts.Injected != nil {
+		// The kubelet runs the Pod as stored (its UID binds the projected token).
+		spec.opts.Injected = pod
+		return nil
+	}
 	tok, err := b.env.Token(ctx, pod.Namespace, pod.Spec.ServiceAccountName, []string{kubeenv.ProxyTokenAudience}, pod, credentialTTL)
 	if err != nil {
 		return err
@@ -157,6 +163,14 @@ func (b *kubeBackend) writePod(ctx context.Context, spec *podSpec, ip string) (*
 	o := spec.opts
 	want := kubeenv.Pod{Namespace: o.Namespace, Name: o.Name, IP: ip, Labels: o.Labels, Annotations: spec.annotations,
 		ServiceAccount: o.ServiceAccount, Ports: containerPorts(spec.ports)}
+	if o.Injected != nil {
+		// -inject: the Pod a cluster would hold, as the injector made it.
+		want.Labels, want.Spec = o.Injected.Labels, &o.Injected.Spec
+		// What the injector added, and the workload's annotations as they are now.
+		want.Annotations = map[string]string{}
+		maps.Copy(want.Annotations, o.Injected.Annotations)
+		maps.Copy(want.Annotations, spec.annotations)
+	}
 	if want.ServiceAccount == "" {
 		want.ServiceAccount = "default"
 	}
@@ -312,6 +326,9 @@ func (b *kubeBackend) deleteGone(ctx context.Context, objects map[objKey][]byte)
 func (b *kubeBackend) syncPods(ctx context.Context, desired map[string]podSpec, pods map[string]*harness.Pod) error {
 	for _, key := range sortedMapKeys(desired) {
 		spec := desired[key]
+		if p := pods[key]; p.Opts.Injected != nil && spec.opts.Sidecar {
+			spec.opts.Injected = p.Opts.Injected
+		}
 		if _, err := b.writePod(ctx, &spec, pods[key].IP()); err != nil {
 			return err
 		}

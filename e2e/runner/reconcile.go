@@ -37,7 +37,7 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 	}
 	// Stop pods that are gone or changed (a new injection decision, labels, ports).
 	for _, p := range w.mesh.Pods() {
-		if p == w.outside {
+		if p == w.outside || w.isExternal(p) {
 			continue
 		}
 		spec, ok := desired[p.Opts.Namespace+"/"+p.Opts.Name]
@@ -54,6 +54,12 @@ func (w *world) reconcile(ctx context.Context) (time.Duration, error) {
 		p := pods[key]
 		if p.App != nil || p.Envoy != nil {
 			continue
+		}
+		if w.mesh.Kubelet != nil && spec.opts.Sidecar && !spec.opts.Gateway {
+			// -inject: the pod runs from its injected spec, as a kubelet would run it.
+			if spec.opts.Injected, err = w.mesh.Inject(p, spec.opts, spec.annotations); err != nil {
+				return 0, err
+			}
 		}
 		if err := w.backend.preparePod(ctx, p, &spec); err != nil {
 			return 0, err

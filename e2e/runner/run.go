@@ -27,6 +27,10 @@ type Options struct {
 	// Mode is how the objects reach wardend: ModeDir (default, a folder) or ModeKube
 	// (a real kube-apiserver, started per scenario).
 	Mode string
+	// Inject runs every sidecar pod from its injected Pod spec (inject.Pod) with the
+	// emulator's kubelet (e2e/harness/kubelet.go) instead of starting its app and
+	// Envoy directly; in kube mode the Pod object written is the injected one.
+	Inject bool
 	// Keep leaves the mesh of the (single) scenario up after its last step, prints the
 	// commands to try against it, and returns only when ctx ends (make up / make down).
 	Keep bool
@@ -114,6 +118,9 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 	if w.outside, err = m.CreatePod(ctx, "outside", "client"); err != nil {
 		return setupFail(err)
 	}
+	if err := w.startExternals(ctx); err != nil {
+		return setupFail(err)
+	}
 	// wardend's first view fixes the trust domain it issues certificates for: it must
 	// already hold the scenario's MeshConfig.
 	if err := b.preload(ctx, w, w.meshConfigKeys()); err != nil {
@@ -123,6 +130,11 @@ func runScenario(ctx context.Context, sc *scenario.Scenario, o Options) (sum Sum
 		return setupFail(err)
 	}
 	w.trustDomain = w.build(nil).TrustDomain
+	if o.Inject {
+		if err := setUpInject(m, b, w); err != nil {
+			return setupFail(err)
+		}
+	}
 	took, err := w.reconcile(ctx)
 	if err != nil {
 		return setupFail(err)

@@ -244,7 +244,11 @@ func (w *world) runTCP(ctx context.Context, from *harness.Pod, r *scenario.Reque
 		addr = connect
 	}
 	line := "warden-" + strconv.FormatInt(time.Now().UnixNano(), 36)
-	out, err := from.Exec(ctx, w.mesh.Bin.App, "tcp", "-addr", addr, "-line", line, "-timeout", "5s")
+	args := []string{w.mesh.Bin.App, "tcp", "-addr", addr, "-line", line, "-timeout", "5s"}
+	if r.ServerFirst { // format 1.2: wait for the server's greeting first
+		args = append(args, "-server-first")
+	}
+	out, err := from.Exec(ctx, args...)
 	if err != nil {
 		return outcome{}, fmt.Errorf("tcp from %s: %v: %s", r.From, err, out)
 	}

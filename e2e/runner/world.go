@@ -51,6 +51,8 @@ type world struct {
 	input   *watch.Input      // the input built from objects (runner's own view)
 	dnat    map[string]bool   // "vip:port" installed
 	outside *harness.Pod
+	// externals are the external hosts' pods, by host name (external.go).
+	externals map[*harness.Pod]string
 	// trustDomain is the one wardend issues certificates for (its first view's).
 	trustDomain string
 }
@@ -246,8 +248,13 @@ func (w *world) desiredPods(in *watch.Input) map[string]podSpec {
 				}
 			}
 		}
+		app, hasApp := w.sc.Apps[wl.Namespace+"/"+wl.PodName]
+		for _, p := range append(app.TCPEcho, app.ServerFirst...) { // format 1.2: a line echo whatever the port's name
+			tcpPorts[uint32(p)] = true
+			delete(httpPorts, uint32(p))
+		}
 		o.HTTPPorts, o.TCPPorts = sortedPorts(httpPorts), sortedPorts(tcpPorts)
-		if app, ok := w.sc.Apps[wl.Namespace+"/"+wl.PodName]; ok {
+		if hasApp {
 			o.AppConfig = app
 		}
 		out[o.Namespace+"/"+o.Name] = podSpec{opts: o, annotations: wl.PodAnnotations, ports: wl.Ports}
@@ -384,6 +391,7 @@ func (w *world) hostsFor(in *watch.Input, ns string) map[string]string {
 			out[svc.Name] = vip
 		}
 	}
+	w.addExternalHosts(out)
 	return out
 }
 

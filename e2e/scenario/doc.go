@@ -1,6 +1,6 @@
-// Package scenario loads and validates end-to-end scenario files (format version 1.1,
+// Package scenario loads and validates end-to-end scenario files (format version 1.2,
 // described in FORMAT.md beside this file; version 1 is shared/docs/scenarios.md, and
-// 1.1 only adds optional fields) so that a runner can execute them.
+// 1.1 and 1.2 only add optional fields) so that a runner can execute them.
 //
 // Loading is strict: unknown fields, wrong value types, duplicate keys and invalid
 // values are errors that name the file and the YAML path of the offending value, for

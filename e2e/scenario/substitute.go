@@ -51,6 +51,7 @@ func (s *substituter) walk(path string, v reflect.Value) {
 }
 
 func (s *substituter) expand(path, text string) string {
+	text = s.expandPaths(path, text) // substitute_path.go
 	if !strings.Contains(text, "${file:") {
 		return text
 	}

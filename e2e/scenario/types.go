@@ -11,6 +11,8 @@ type Scenario struct {
 	Manifests []ManifestRef `json:"manifests,omitempty"`
 	// Apps configures the test app of a workload, keyed by `namespace/name`.
 	Apps map[string]App `json:"apps,omitempty"`
+	// Externals (format "egress") are hosts outside the mesh (external.go).
+	Externals []External `json:"externals,omitempty"`
 	// Steps run in order; every step has a name after loading.
 	Steps []Step `json:"steps"`
 
@@ -48,6 +50,12 @@ type App struct {
 	// whose source principal ends in /sa/<name>: TCP connections from that service
 	// account (as Istio's sample server's -allow_service_account).
 	ExtAuthzAllowServiceAccount string `json:"extAuthzAllowServiceAccount,omitempty"`
+	// TCPEcho (format 1.2) lists container ports that serve a line echo whatever the
+	// Service ports targeting them are named (unnamed, postgres, ...).
+	TCPEcho []int `json:"tcpEcho,omitempty"`
+	// ServerFirst (format 1.2) lists container ports whose line echo greets first: on
+	// accept it sends `warden-banner <port>` before reading anything (SMTP-like).
+	ServerFirst []int `json:"serverFirst,omitempty"`
 }
 
 // Step is one step. Exactly one of Request, PeerCertificate, Apply and Delete is set.
@@ -97,6 +105,9 @@ type Request struct {
 	URL string `json:"url,omitempty"`
 	// TCP is `host:port` for a one-line TCP echo exchange.
 	TCP string `json:"tcp,omitempty"`
+	// ServerFirst (format 1.2, tcp only): the client sends nothing until the server's
+	// greeting line arrived, then does the echo exchange.
+	ServerFirst bool `json:"serverFirst,omitempty"`
 	// To, `namespace/name:port`, connects to that pod and port instead of resolving
 	// the URL or TCP host.
 	To string `json:"to,omitempty"`

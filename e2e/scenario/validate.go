@@ -33,6 +33,7 @@ func validate(p *problems, sc *Scenario) {
 	for _, key := range sortedKeys(sc.Apps) {
 		validateApp(p, child("apps", key), key, sc.Apps[key])
 	}
+	validateExternals(p, sc.Externals, sc.Dir)
 	if len(sc.Steps) == 0 {
 		p.add("steps", "at least one step is required")
 	}
@@ -96,6 +97,24 @@ func validateApp(p *problems, path, key string, app App) {
 			p.add(child(path, "extAuthzAllowServiceAccount"), "needs extAuthzGrpc: true (only the gRPC server checks TCP connections)")
 		case strings.ContainsAny(sa, "/ "):
 			p.add(child(path, "extAuthzAllowServiceAccount"), "want a service account name, without / or spaces")
+		}
+	}
+	seen := map[int]string{}
+	for _, list := range []struct {
+		name  string
+		ports []int
+	}{{"tcpEcho", app.TCPEcho}, {"serverFirst", app.ServerFirst}} {
+		for i, port := range list.ports {
+			field := fmt.Sprintf("%s[%d]", child(path, list.name), i)
+			switch {
+			case port < 1 || port > 65535:
+				p.add(field, fmt.Sprintf("%d: want a port from 1 to 65535", port))
+			case seen[port] == list.name:
+				p.add(field, fmt.Sprintf("%d is listed twice", port))
+			case seen[port] != "":
+				p.add(field, fmt.Sprintf("%d is also in %s; want one", port, seen[port]))
+			}
+			seen[port] = list.name
 		}
 	}
 	for _, route := range sortedKeys(app.Forward) {
@@ -201,6 +220,9 @@ func validateRequest(p *problems, path string, r *Request) {
 				p.add(child(path, field), "not allowed in tcp requests")
 			}
 		}
+	}
+	if r.ServerFirst && r.TCP == "" {
+		p.add(child(path, "serverFirst"), "only for tcp requests")
 	}
 	if r.To != "" {
 		if _, _, err := ParsePodPort(r.To); err != nil {

@@ -168,6 +168,12 @@ func TestLoadRejects(t *testing.T) {
 			[]string{`apps["a/b"].extAuthz: an ext_authz server answers every path`}},
 		{"allowed service account without the gRPC server", "name: x\napps:\n  a/b: {extAuthz: true, extAuthzAllowServiceAccount: sleep}\n" + validSteps,
 			[]string{`apps["a/b"].extAuthzAllowServiceAccount: needs extAuthzGrpc: true`}},
+		{"tcpEcho port out of range", "name: x\napps:\n  a/b: {tcpEcho: [0, 70000]}\n" + validSteps,
+			[]string{`apps["a/b"].tcpEcho[0]: 0: want a port from 1 to 65535`, `apps["a/b"].tcpEcho[1]: 70000: want a port from 1 to 65535`}},
+		{"tcpEcho port twice", "name: x\napps:\n  a/b: {tcpEcho: [9000, 9000]}\n" + validSteps,
+			[]string{`apps["a/b"].tcpEcho[1]: 9000 is listed twice`}},
+		{"tcpEcho not a list of integers", "name: x\napps:\n  a/b: {tcpEcho: [\"9000\"]}\n" + validSteps,
+			[]string{`apps["a/b"].tcpEcho[0]: want an integer`}},
 		{"allowed service account with a path", "name: x\napps:\n  a/b: {extAuthzGrpc: true, extAuthzAllowServiceAccount: ns/foo/sa/sleep}\n" + validSteps,
 			[]string{`apps["a/b"].extAuthzAllowServiceAccount: want a service account name`}},
 	}

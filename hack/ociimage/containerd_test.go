@@ -58,17 +58,17 @@ func startContainerd(t *testing.T, dir string) *containerd {
 		if err == nil {
 			break
 		}
-		select {
-		case err := <-exited:
-			log, _ := os.ReadFile(logPath)
-			t.Fatalf("containerd exited: %v\n%s", err, log)
-		default:
-		}
 		if time.Now().After(deadline) {
 			log, _ := os.ReadFile(logPath)
 			t.Fatalf("containerd did not answer in 30s: %v\n%s\n%s", err, out, log)
 		}
-		time.Sleep(50 * time.Millisecond) // polling for the socket, with a deadline
+		// Ask again in 50 ms, unless containerd exits first.
+		select {
+		case err := <-exited:
+			log, _ := os.ReadFile(logPath)
+			t.Fatalf("containerd exited: %v\n%s", err, log)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	return c
 }

@@ -20,7 +20,7 @@ import (
 )
 
 // istioVersion is the version the Istio kinds are read at: the storage version of all
-// six CRDs in istio.io/api's customresourcedefinitions.gen.yaml. Each object is read
+// seven CRDs in istio.io/api's customresourcedefinitions.gen.yaml. Each object is read
 // once, at this version; v1beta1 objects are the same objects served differently.
 const istioVersion = "v1"
 
@@ -35,6 +35,7 @@ var IstioResources = []struct {
 	{"DestinationRule", schema.GroupVersionResource{Group: "networking.istio.io", Version: istioVersion, Resource: "destinationrules"}},
 	{"Gateway", schema.GroupVersionResource{Group: "networking.istio.io", Version: istioVersion, Resource: "gateways"}},
 	{"VirtualService", schema.GroupVersionResource{Group: "networking.istio.io", Version: istioVersion, Resource: "virtualservices"}},
+	{"ServiceEntry", schema.GroupVersionResource{Group: "networking.istio.io", Version: istioVersion, Resource: "serviceentries"}},
 }
 
 // informer is one watched kind: its shared informer and the apiVersion and kind its

@@ -27,6 +27,7 @@ func main() {
 	keep := flag.Bool("keep", false, "leave the mesh of the one selected scenario up after its steps (dir mode), print commands to try, and wait for SIGINT/SIGTERM (make up)")
 	pidFile := flag.String("pidfile", "", "write this process's pid here (make down signals it), removed on exit")
 	mode := flag.String("mode", runner.ModeDir, "how manifests reach wardend: dir (files in its --config-dir) or kube (a real kube-apiserver per scenario; wardend runs with --kubeconfig)")
+	injectPods := flag.Bool("inject", false, "run every sidecar pod from its injected Pod spec (inject.Pod), as a kubelet would: warden-init's capture, warden-bootstrap, Envoy as a native sidecar gated by its startupProbe, then the app; in kube mode the Pod object is the injected one")
 	flag.Parse()
 	if *mode != runner.ModeDir && *mode != runner.ModeKube {
 		fmt.Fprintf(os.Stdout, "FAIL -mode %q: want %s or %s\n0 passed, 1 failed\n", *mode, runner.ModeDir, runner.ModeKube)
@@ -74,8 +75,12 @@ func main() {
 		lvl = slog.LevelInfo
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
-	sum := runner.Run(ctx, scs, runner.Options{Out: os.Stdout, Log: log, Table: *table, ExtraFailed: boolInt(loadErr != nil), Mode: *mode, Keep: *keep})
-	fmt.Fprintf(os.Stdout, "== %d scenario(s) in %s (mode %s)\n", len(scs), time.Since(start).Round(time.Second), *mode)
+	sum := runner.Run(ctx, scs, runner.Options{Out: os.Stdout, Log: log, Table: *table, ExtraFailed: boolInt(loadErr != nil), Mode: *mode, Keep: *keep, Inject: *injectPods})
+	injected := ""
+	if *injectPods {
+		injected = ", injected pods"
+	}
+	fmt.Fprintf(os.Stdout, "== %d scenario(s) in %s (mode %s%s)\n", len(scs), time.Since(start).Round(time.Second), *mode, injected)
 	if sum.Failed > 0 || (ctx.Err() != nil && !*keep) {
 		os.Remove(*pidFile)
 		os.Exit(1)
