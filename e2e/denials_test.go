@@ -21,7 +21,10 @@ import (
 // denialScenarios are the public scenarios with RBAC denials of HTTP requests.
 // authz-dry-run has dry-run policies whose would-be denials must be counted while
 // the requests pass.
-var denialScenarios = []string{"authz-deny-before-allow", "authz-ch9-deny-all-mesh", "authz-dry-run"}
+// authz-ingress-gateway denies at the ingress gateway; authz-tcp's connections are
+// denied by the network RBAC filter (tcp_grpc logger).
+var denialScenarios = []string{"authz-deny-before-allow", "authz-ch9-deny-all-mesh", "authz-dry-run",
+	"authz-ingress-gateway", "authz-tcp"}
 
 // TestDenialsNameTheRuleCheckNames: after every denied HTTP step, the access log entry
 // the target's stock Envoy sent to wardend shows up in `wardenctl denials` with the
@@ -45,7 +48,8 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	if len(scs) != len(denialScenarios) {
 		t.Fatalf("found %d of the scenarios %v", len(scs), denialScenarios)
 	}
-	compared, dryCompared, observed := 0, 0, 0
+	compared, dryCompared, observed, gateway, tcp := 0, 0, 0, 0, 0
+	tcpSeen := map[string]time.Time{} // newest TCP denial compared, per pod, port and caller
 	// The preview: before an apply step, `check --observed -f` the applied manifests;
 	// the flips it names must be what the following request steps then see.
 	var pending *previewRun
@@ -73,6 +77,14 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 				pending = p
 			}
 		}()
+		if r != nil && r.IsTCP() && passed && st.Expect.ConnectionError {
+			n, err := compareTCPDenial(ctx, m, st, tcpSeen)
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+			}
+			tcp += n
+			return
+		}
 		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
 			return
 		}
@@ -92,11 +104,15 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 			dryCompared += n
 			return
 		}
-		if err := compareDenial(ctx, m, st); err != nil {
+		gw, err := compareDenial(ctx, m, st)
+		if err != nil {
 			t.Errorf("%s: %v", where, err)
 			return
 		}
 		compared++
+		if gw {
+			gateway++
+		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sum := runner.Run(ctx, scs, runner.Options{Out: testWriter{t}, Log: log, StepHook: hook})
@@ -118,7 +134,14 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 	if dryCompared == 0 {
 		t.Error("no dry-run denial compared")
 	}
-	t.Logf("compared %d denied HTTP steps, %d dry-run would-be denials, %d plaintext callers, %d previewed flips", compared, dryCompared, observed, previewed)
+	if gateway == 0 {
+		t.Error("no denial at an ingress gateway compared")
+	}
+	if tcp == 0 {
+		t.Error("no TCP denial compared")
+	}
+	t.Logf("compared %d denied HTTP steps (%d at a gateway), %d TCP denials, %d dry-run would-be denials, %d plaintext callers, %d previewed flips",
+		compared, gateway, tcp, dryCompared, observed, previewed)
 }
 
 // stepTarget resolves a step's caller and first proxy as the check replay does.
@@ -139,27 +162,80 @@ func stepTarget(m *harness.Mesh, r *scenario.Request) (*watch.Input, *harness.Po
 	return in, from, tgt, err
 }
 
-func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) error {
+// compareDenial compares a 403 step; gateway reports that an ingress gateway denied it.
+func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) (gateway bool, err error) {
 	r := st.Request
 	in, from, tgt, err := stepTarget(m, r)
 	if err != nil {
-		return err
+		return false, err
 	}
-	if !tgt.pod.Opts.Sidecar {
-		return nil
+	if !tgt.pod.Opts.Sidecar && !tgt.pod.Opts.Gateway {
+		return false, nil
 	}
 	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if cr.Decision != "DENY" {
-		return fmt.Errorf("check says %s (%s) for a step that expects 403", cr.Decision, describeCheck(cr))
+		return false, fmt.Errorf("check says %s (%s) for a step that expects 403", cr.Decision, describeCheck(cr))
 	}
 	want := xds.NoAllowMatched
 	if cr.Rule != nil {
 		want = cr.Rule.Rule
 	}
-	return pollDenial(ctx, m, r, tgt, false, want, describeCheck(cr))
+	return tgt.pod.Opts.Gateway, pollDenial(ctx, m, r, tgt, false, want, describeCheck(cr))
+}
+
+// compareTCPDenial: a TCP step whose connection fails and that check says RBAC denies
+// shows up in `wardenctl denials` as a TCP entry from the caller to the port, newer
+// than the last one compared there, with the rule check names. Connection errors that
+// check says are allowed (mTLS refusals) are not RBAC's and are skipped. It returns 1
+// when compared.
+func compareTCPDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step, seen map[string]time.Time) (int, error) {
+	r := st.Request
+	in, from, tgt, err := stepTarget(m, r)
+	if err != nil || !tgt.pod.Opts.Sidecar {
+		return 0, err
+	}
+	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
+	if err != nil {
+		return 0, err
+	}
+	if cr.Decision != "DENY" {
+		return 0, nil
+	}
+	if cr.Protocol != "TCP" {
+		return 0, fmt.Errorf("check evaluated the TCP step as %s (%s)", cr.Protocol, describeCheck(cr))
+	}
+	want := xds.NoAllowMatched
+	if cr.Rule != nil {
+		want = cr.Rule.Rule
+	}
+	key := fmt.Sprintf("%s:%d<-%s", tgt.pod.ID(), tgt.port, from.IP())
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		last, err := wardenctlDenials(ctx, m, tgt.pod.ID(), false)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range last.Entries { // newest first
+			if e.Protocol != "TCP" || e.Port != tgt.port || !strings.HasPrefix(e.Source, from.IP()+":") || !e.Time.After(seen[key]) {
+				continue
+			}
+			seen[key] = e.Time
+			if e.Policy != want {
+				return 0, fmt.Errorf("wardenctl denials names %q for the TCP connection, check names %q (%s)", e.Policy, want, describeCheck(cr))
+			}
+			if e.FilterChain == "" || e.Peer == "" {
+				return 0, fmt.Errorf("entry without filter chain or peer: %+v", e)
+			}
+			return 1, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no new TCP denial at %s:%d from %s in wardenctl denials (%d entries: %+v)", tgt.pod.ID(), tgt.port, from.IP(), len(last.Entries), last.Entries)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // compareDryRun: for an allowed step that check says a dry-run policy would deny,

@@ -6,6 +6,7 @@ import (
 	grpccred "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
+	celfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
 	grpcal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/grpc/v3"
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxy "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
@@ -34,6 +35,10 @@ const (
 	tcpGrpcLogger     = "envoy.access_loggers.tcp_grpc"
 	fileLogger        = "envoy.access_loggers.file"
 	fileCredentials   = "envoy.grpc_credentials.file_based_metadata"
+	celFilter         = "envoy.access_loggers.extension_filters.cel"
+	// tcpDeniedExpression matches a connection the network RBAC filter closed: it sets
+	// no response flag, only the termination details (rbac_access_denied_matched_policy[<id>]).
+	tcpDeniedExpression = "connection.termination_details.startsWith('rbac_access_denied_matched_policy[')"
 	// rbac filters' metadata namespaces and the dry-run shadow result keys (authz).
 	rbacHTTPMetadata   = "envoy.filters.http.rbac"
 	rbacTCPMetadata    = "envoy.filters.network.rbac"
@@ -113,7 +118,7 @@ func (b *builder) accessLoggers(chain string, http bool, sink *AccessLogSink, fi
 		}
 		al := &accesslog.AccessLog{Name: name, ConfigType: &accesslog.AccessLog_TypedConfig{TypedConfig: b.any(cfg)}}
 		if file == "" && !plaintext {
-			al.Filter = denialsOnly(http)
+			al.Filter = b.denialsOnly(http)
 		}
 		out = append(out, al)
 	}
@@ -129,10 +134,10 @@ func (b *builder) accessLoggers(chain string, http bool, sink *AccessLogSink, fi
 }
 
 // denialsOnly logs what an RBAC filter denied (HTTP: the 403 it answers; TCP: a
-// connection with a response flag) and what a dry-run policy would have denied
+// connection whose termination details name an RBAC policy) and what a dry-run policy would have denied
 // (the dry-run filters' shadow result). wardend keeps only entries whose details
 // name an RBAC decision, so an application's own 403 costs one entry, never a wrong one.
-func denialsOnly(http bool) *accesslog.AccessLogFilter {
+func (b *builder) denialsOnly(http bool) *accesslog.AccessLogFilter {
 	ns := rbacTCPMetadata
 	var first *accesslog.AccessLogFilter
 	if http {
@@ -141,7 +146,11 @@ func denialsOnly(http bool) *accesslog.AccessLogFilter {
 			Comparison: &accesslog.ComparisonFilter{Op: accesslog.ComparisonFilter_EQ,
 				Value: &core.RuntimeUInt32{DefaultValue: 403, RuntimeKey: "warden.access_log.denied_status"}}}}}
 	} else {
-		first = &accesslog.AccessLogFilter{FilterSpecifier: &accesslog.AccessLogFilter_ResponseFlagFilter{ResponseFlagFilter: &accesslog.ResponseFlagFilter{}}}
+		// The network RBAC filter sets no response flag on the connection it closes.
+		first = &accesslog.AccessLogFilter{FilterSpecifier: &accesslog.AccessLogFilter_ExtensionFilter{ExtensionFilter: &accesslog.ExtensionFilter{
+			Name:       celFilter,
+			ConfigType: &accesslog.ExtensionFilter_TypedConfig{TypedConfig: b.any(&celfilter.ExpressionFilter{Expression: tcpDeniedExpression})},
+		}}}
 	}
 	shadowDenied := func(key string) *accesslog.AccessLogFilter {
 		return &accesslog.AccessLogFilter{FilterSpecifier: &accesslog.AccessLogFilter_MetadataFilter{MetadataFilter: &accesslog.MetadataFilter{

@@ -79,6 +79,14 @@ func TestAccessLogsOnEveryInboundChain(t *testing.T) {
 						t.Errorf("chain %s: logger %s filtered=%v", fc.GetName(), logs[0].GetName(), logs[0].GetFilter() != nil)
 					}
 					if f := logs[0].GetFilter(); f != nil {
+						cel := false
+						for _, sub := range f.GetOrFilter().GetFilters() {
+							cel = cel || sub.GetExtensionFilter().GetName() == celFilter
+						}
+						// A connection RBAC closed has no response flag: only its termination details say so.
+						if want == tcpGrpcLogger && !cel {
+							t.Errorf("chain %s: the TCP logger's filter does not match RBAC's termination details", fc.GetName())
+						}
 						for _, sub := range f.GetOrFilter().GetFilters() {
 							if md := sub.GetMetadataFilter(); md != nil && (md.GetMatchIfKeyNotFound() == nil || md.GetMatchIfKeyNotFound().GetValue()) {
 								t.Errorf("chain %s: a metadata filter matches entries without its key: everything is logged", fc.GetName())
@@ -122,5 +130,45 @@ func TestAccessLogsOnEveryInboundChain(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestAccessLogsOnGatewayChains: an ingress gateway's HCMs (and whatever tcp_proxy
+// its chains carry) send their denials to wardend like a sidecar's, tagged with the
+// chain; a gateway has no plaintext chain of a PERMISSIVE port, so every logger is
+// filtered to denials.
+func TestAccessLogsOnGatewayChains(t *testing.T) {
+	sink := &AccessLogSink{Target: "wardend:15012", ServerName: "wardend.warden-system.svc", RootPEM: []byte("root"), TokenFile: "/t"}
+	out := Translate(loadCase(t, "gateway-host-port"), Proxy{Namespace: "istio-system", Pod: "istio-ingressgateway", Gateway: true, AccessLog: sink})
+	n := 0
+	for _, r := range out.Listeners {
+		for _, fc := range r.(*listener.Listener).GetFilterChains() {
+			for _, f := range fc.GetFilters() {
+				var logs []*accesslog.AccessLog
+				switch f.GetName() {
+				case wellknown.HTTPConnectionManager:
+					m := &hcm.HttpConnectionManager{}
+					if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+						t.Fatal(err)
+					}
+					logs = m.GetAccessLog()
+				case wellknown.TCPProxy:
+					m := &tcpproxy.TcpProxy{}
+					if err := f.GetTypedConfig().UnmarshalTo(m); err != nil {
+						t.Fatal(err)
+					}
+					logs = m.GetAccessLog()
+				default:
+					continue
+				}
+				n++
+				if len(logs) != 1 || logs[0].GetFilter() == nil {
+					t.Errorf("gateway chain %s %s: loggers %v, want one filtered to denials", fc.GetName(), f.GetName(), logs)
+				}
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no gateway chain with an HCM or tcp_proxy: %v", out.Diagnostics)
 	}
 }
