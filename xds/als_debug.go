@@ -28,6 +28,9 @@ type ObservedPort struct {
 	Port      uint32         `json:"port"`
 	MTLS      map[string]int `json:"mtls,omitempty"`      // caller URI SAN -> entries
 	Plaintext map[string]int `json:"plaintext,omitempty"` // caller address (IP) -> entries
+	// Meshed counts, per caller address, the plaintext entries no longer shown because
+	// the caller has been meshed since (see ObservePorts).
+	Meshed map[string]int `json:"meshed,omitempty"`
 }
 
 // ObservedResponse is the body of /debug/observedz.
@@ -88,7 +91,7 @@ func (s *Server) registerAccessLog(mux *http.ServeMux) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 			return
 		}
-		writeJSON(w, ObservedResponse{Window: s.window.Stats(), Ports: ObservePorts(s.window.Entries(since, keep))})
+		writeJSON(w, ObservedResponse{Window: s.window.Stats(), Ports: ObservePorts(s.window.Entries(since, keep), s.sidecarsByIP())})
 	})
 }
 
@@ -99,12 +102,51 @@ func nonNil(e []AccessEntry) []AccessEntry {
 	return e
 }
 
+// sidecarsByIP maps each pod address of a connected sidecar (its proven IPs, never
+// what the node claims) to when that proxy connected.
+func (s *Server) sidecarsByIP() map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]time.Time{}
+	for _, p := range s.proxies {
+		if p.node.Gateway || len(p.streams) == 0 || p.connectedAt.IsZero() {
+			continue
+		}
+		for _, ip := range p.ident.IPs {
+			if t, ok := out[ip]; !ok || p.connectedAt.Before(t) {
+				out[ip] = p.connectedAt
+			}
+		}
+	}
+	return out
+}
+
 // ObservePorts groups entries per workload port into mTLS callers (by URI SAN) and
-// plaintext callers (by source IP).
-func ObservePorts(entries []AccessEntry) []ObservedPort {
+// plaintext callers (by source IP). A plaintext caller stops showing once it is
+// meshed: its plaintext entries to a port are moved to Meshed when they are older
+// than either a later entry from the same address to the same port over mTLS (its
+// requests now arrive over mTLS), or the connection of a sidecar whose pod holds that
+// address (sidecars: address -> when it connected; from then on the caller's requests
+// go through its proxy). Plaintext entries newer than both still show: a meshed caller
+// that keeps sending plaintext (a DestinationRule with tls DISABLE) stays visible.
+func ObservePorts(entries []AccessEntry, sidecars map[string]time.Time) []ObservedPort {
 	type key struct {
 		proxy string
 		port  uint32
+	}
+	type caller struct {
+		key
+		ip string
+	}
+	lastMTLS := map[caller]time.Time{}
+	for _, e := range entries {
+		if e.Peer == Plaintext {
+			continue
+		}
+		c := caller{key{e.Proxy, e.Port}, hostOf(e.Source)}
+		if e.Time.After(lastMTLS[c]) {
+			lastMTLS[c] = e.Time
+		}
 	}
 	by := map[key]*ObservedPort{}
 	for _, e := range entries {
@@ -115,10 +157,18 @@ func ObservePorts(entries []AccessEntry) []ObservedPort {
 			by[k] = p
 		}
 		if e.Peer == Plaintext {
+			ip := hostOf(e.Source)
+			if e.Time.Before(lastMTLS[caller{k, ip}]) || e.Time.Before(sidecars[ip]) {
+				if p.Meshed == nil {
+					p.Meshed = map[string]int{}
+				}
+				p.Meshed[ip]++
+				continue
+			}
 			if p.Plaintext == nil {
 				p.Plaintext = map[string]int{}
 			}
-			p.Plaintext[hostOf(e.Source)]++
+			p.Plaintext[ip]++
 		} else {
 			if p.MTLS == nil {
 				p.MTLS = map[string]int{}

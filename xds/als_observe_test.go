@@ -5,6 +5,7 @@ import (
 	"time"
 
 	alsdata "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // TestObservePortsMeshedCaller: a plaintext caller shows until it is meshed, by either
@@ -64,5 +65,47 @@ func TestTCPEntryNamesTheRule(t *testing.T) {
 		if !e.Denied || e.Policy != want || e.Protocol != "TCP" {
 			t.Errorf("%s: denied %v policy %q, want %q", details, e.Denied, e.Policy, want)
 		}
+	}
+}
+
+// TestAccessLogMetrics: denials are counted by namespace and deciding rule, and
+// requests by workload port and transport, so plaintext requests per workload port
+// can be scraped.
+func TestAccessLogMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	w := NewAccessWindow(10, 1<<20, reg)
+	w.add(AccessEntry{Namespace: "foo", Pod: "httpbin", Port: 8000, Peer: "spiffe://cluster.local/ns/foo/sa/sleep",
+		Denied: true, Policy: "ns[foo]-policy[deny-admin]-rule[1]"})
+	w.add(AccessEntry{Namespace: "foo", Pod: "httpbin", Port: 8000, Peer: Plaintext})
+	w.add(AccessEntry{Namespace: "foo", Pod: "httpbin", Port: 8000, Peer: Plaintext})
+	fams, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(name string, labels map[string]string) float64 {
+		for _, f := range fams {
+			if f.GetName() != name {
+				continue
+			}
+		metric:
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if v, ok := labels[l.GetName()]; ok && v != l.GetValue() {
+						continue metric
+					}
+				}
+				return m.GetCounter().GetValue()
+			}
+		}
+		return -1
+	}
+	if v := value("warden_denials_total", map[string]string{"namespace": "foo", "policy": "ns[foo]-policy[deny-admin]-rule[1]"}); v != 1 {
+		t.Errorf("warden_denials_total for the rule = %v, want 1", v)
+	}
+	if v := value("warden_observed_requests_total", map[string]string{"namespace": "foo", "pod": "httpbin", "port": "8000", "transport": "plaintext"}); v != 2 {
+		t.Errorf("plaintext requests of httpbin.foo:8000 = %v, want 2", v)
+	}
+	if v := value("warden_observed_requests_total", map[string]string{"namespace": "foo", "pod": "httpbin", "port": "8000", "transport": "mtls"}); v != 1 {
+		t.Errorf("mtls requests of httpbin.foo:8000 = %v, want 1", v)
 	}
 }

@@ -54,7 +54,7 @@ func newALSMetrics(reg prometheus.Registerer) *alsMetrics {
 		dryRun: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_dry_run_denials_total",
 			Help: "Requests and connections a dry-run policy would have denied, by namespace and rule."}, []string{"namespace", "policy"}),
 		observed: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "warden_observed_requests_total",
-			Help: "Logged requests and connections by workload namespace, port and transport (mtls or plaintext)."}, []string{"namespace", "port", "transport"}),
+			Help: "Logged requests and connections by workload (namespace, pod), port and transport (mtls or plaintext)."}, []string{"namespace", "pod", "port", "transport"}),
 	}
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.entries, m.dropped, m.rejected, m.denials, m.dryRun, m.observed} {
@@ -96,7 +96,7 @@ func (w *AccessWindow) add(e AccessEntry) {
 	if e.Peer == Plaintext {
 		transport = Plaintext
 	}
-	w.m.observed.WithLabelValues(e.Namespace, portLabel(e.Port), transport).Inc()
+	w.m.observed.WithLabelValues(e.Namespace, e.Pod, portLabel(e.Port), transport).Inc()
 
 	w.mu.Lock()
 	defer w.mu.Unlock()

@@ -65,6 +65,9 @@ type proxy struct {
 	lastErr string
 	// diags are the diagnostics of this proxy's last translation.
 	diags []watch.Diagnostic
+	// connectedAt is when the proxy's first stream of this connection bound (kept
+	// across a replaced stream): from then on its pod's requests go through it.
+	connectedAt time.Time
 }
 
 // Server is Warden's xDS server.
@@ -511,6 +514,9 @@ func (s *Server) bind(sid int64, b *streamBinding, node *core.Node) error {
 	}
 	p.streams = map[int64]bool{sid: true}
 	p.ident, p.node = b.ident, ni
+	if p.connectedAt.IsZero() {
+		p.connectedAt = s.opts.Now()
+	}
 	s.mu.Unlock()
 	for _, ob := range old {
 		s.opts.Metrics.replacedStreams.Inc()

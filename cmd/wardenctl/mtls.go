@@ -38,7 +38,14 @@ callers seen over mTLS (by identity) and over plaintext (by address), and a warn
 for a PERMISSIVE port that still sees plaintext callers, which is what to check before
 switching it to STRICT. Every plaintext request to a PERMISSIVE port is logged to
 wardend; mTLS requests are seen only when the MeshConfig sets accessLogFile (full
-access logs) or when they are denied.`,
+access logs) or when they are denied.
+
+A plaintext caller stops showing once it is meshed: its plaintext requests to a port
+move to the MESHED column (and stop warning) when they are older than a later request
+from the same address to that port over mTLS, or older than the connection of a
+sidecar whose pod holds that address (the proven pod IPs). Plaintext requests sent
+after both still show. A caller recreated with a new address shows under its old one
+until --since passes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := output.check(); err != nil {
@@ -103,9 +110,9 @@ func printObserved(w io.Writer, output *outputFormat, server, ns string, since, 
 		printMTLSTable(w, rows)
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tPORT\tMTLS CALLERS\tPLAINTEXT CALLERS")
+		fmt.Fprintln(tw, "NAME\tPORT\tMTLS CALLERS\tPLAINTEXT CALLERS\tMESHED (PLAINTEXT BEFORE)")
 		for _, p := range obs.Ports {
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\n", p.Proxy, p.Port, callerList(p.MTLS), callerList(p.Plaintext))
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", p.Proxy, p.Port, callerList(p.MTLS), callerList(p.Plaintext), callerList(p.Meshed))
 		}
 		tw.Flush()
 		for _, warn := range v.Warnings {
