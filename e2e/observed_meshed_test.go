@@ -32,7 +32,7 @@ func TestObservedCallerMeshed(t *testing.T) {
 		t.Fatalf("want one scenario, got %d", len(scs))
 	}
 	var ip string
-	before, after := false, false
+	before, after, scraped := false, false, false
 	hook := func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
 		r := st.Request
 		if r == nil || !passed {
@@ -45,6 +45,11 @@ func TestObservedCallerMeshed(t *testing.T) {
 		}
 		ip = from.IP()
 		if !from.Opts.Sidecar {
+			if err := checkStatsScrape(ctx, m, from, tgt.pod); err != nil {
+				t.Errorf("%s: %v", st.Name, err)
+			} else {
+				scraped = true
+			}
 			// Plaintext: shown with the warning.
 			err := pollObserved(ctx, m, tgt, ip, func(o observedCaller) bool { return o.plaintext > 0 && o.warned && o.mode == "PERMISSIVE" })
 			if err != nil {
@@ -64,6 +69,9 @@ func TestObservedCallerMeshed(t *testing.T) {
 	sum := runner.Run(ctx, scs, runner.Options{Out: testWriter{t}, Log: log, StepHook: hook})
 	if sum.Failed > 0 {
 		t.Errorf("scenario: %d step(s) failed", sum.Failed)
+	}
+	if !scraped {
+		t.Error("the target's Envoy stats were not scraped")
 	}
 	if !before || !after {
 		t.Errorf("compared before meshing %v, after %v (caller %s)", before, after, ip)
@@ -123,4 +131,29 @@ func pollObserved(ctx context.Context, m *harness.Mesh, tgt replayTargetPod, ip 
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// checkStatsScrape: another pod reaches the target proxy's own Envoy stats on
+// <pod IP>:15090/stats/prometheus (as a Prometheus scraper would), and nothing else
+// of Envoy's admin there (config_dump answers 404).
+func checkStatsScrape(ctx context.Context, m *harness.Mesh, from, target *harness.Pod) error {
+	get := func(path string) (harness.Result, error) {
+		u := fmt.Sprintf("http://%s:%d%s", target.IP(), xds.DefaultStatsPort, path)
+		return sendAgain(ctx, m, from, &scenario.Request{URL: u, Method: "GET"}, "")
+	}
+	res, err := get("/stats/prometheus")
+	if err != nil {
+		return err
+	}
+	if res.Status != 200 || !strings.Contains(res.Body, "envoy_server_live") {
+		return fmt.Errorf("GET %s:%d/stats/prometheus from %s: %s, want 200 with envoy_server_live", target.ID(), xds.DefaultStatsPort, from.ID(), res)
+	}
+	res, err = get("/config_dump")
+	if err != nil {
+		return err
+	}
+	if res.Status != 404 {
+		return fmt.Errorf("GET %s:%d/config_dump: %s, want 404 (only the stats are exposed)", target.ID(), xds.DefaultStatsPort, res)
+	}
+	return nil
 }
