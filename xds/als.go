@@ -1,6 +1,7 @@
 package xds
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	alsdata "github.com/envoyproxy/go-control-plane/envoy/data/accesslog/v3"
 	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
@@ -129,6 +131,9 @@ func (a alsService) StreamAccessLogs(st alsv3.AccessLogService_StreamAccessLogsS
 		if !bound {
 			s.alsWindow().countRejected()
 			return status.Error(codes.InvalidArgument, "the first access log message must carry the node identifier")
+		}
+		if err := s.alsPace(ctx, len(msg.GetHttpLogs().GetLogEntry())+len(msg.GetTcpLogs().GetLogEntry())); err != nil {
+			return err
 		}
 		now := s.opts.Now()
 		for _, e := range msg.GetHttpLogs().GetLogEntry() {
@@ -265,3 +270,33 @@ func (s *Server) accessLogSink(n nodeInfo) *translate.AccessLogSink {
 
 // RootPEM is the mesh root the access loggers trust for wardend.
 func (c *CertSecrets) RootPEM() []byte { return c.CA.RootPEM() }
+
+// DefaultAccessLogRate is how many access log entries per second wardend reads at most,
+// over all streams: far more than the denials and plaintext requests of a mesh.
+const DefaultAccessLogRate = 10000
+
+// alsBurst is the most entries read at once (Envoy sends a few hundred per message).
+const alsBurst = 1000
+
+func newALSLimiter(perSecond float64) *rate.Limiter {
+	switch {
+	case perSecond < 0:
+		return rate.NewLimiter(rate.Inf, alsBurst)
+	case perSecond == 0:
+		perSecond = DefaultAccessLogRate
+	}
+	return rate.NewLimiter(rate.Limit(perSecond), alsBurst)
+}
+
+// alsPace waits until n more entries fit the access log rate: the stream is not read
+// meanwhile, so its sender is held back by flow control.
+func (s *Server) alsPace(ctx context.Context, n int) error {
+	for n > 0 {
+		k := min(n, alsBurst)
+		if err := s.alsLimit.WaitN(ctx, k); err != nil {
+			return status.FromContextError(err).Err()
+		}
+		n -= k
+	}
+	return nil
+}

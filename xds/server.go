@@ -17,6 +17,7 @@ import (
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -51,6 +52,12 @@ type Options struct {
 	AccessLogEntries, AccessLogBytes int
 	// NoAccessLogs turns off the access loggers to wardend in every proxy's configuration.
 	NoAccessLogs bool
+	// AccessLogRate caps the access log entries wardend reads per second over all
+	// streams (DefaultAccessLogRate when 0, no cap when negative), so a flood of
+	// entries cannot take the CPU that xDS pushes need: a stream over the cap is read
+	// later, gRPC flow control holds the proxy's logger back, and Envoy drops what its
+	// buffer cannot hold (its stat access_logs.grpc_access_log.logs_dropped).
+	AccessLogRate float64
 }
 
 // proxy is one connected Envoy, keyed by node id.
@@ -93,6 +100,8 @@ type Server struct {
 	problems  problemReporter
 	// window holds the access log entries proxies send (als.go).
 	window *AccessWindow
+	// alsLimit paces the reading of access log entries (Options.AccessLogRate).
+	alsLimit *rate.Limiter
 }
 
 type streamBinding struct {
@@ -122,6 +131,7 @@ func New(opts Options) *Server {
 		dirty: make(chan struct{}, 1), logLimit: NewRateLog(RateLogOptions{Every: logEvery, Burst: logBurst, MaxKeys: 4096})}
 	s.tracker = NewTracker(opts.Replica, opts.Now, opts.Metrics)
 	s.window = NewAccessWindow(opts.AccessLogEntries, opts.AccessLogBytes, opts.Metrics.Registry)
+	s.alsLimit = newALSLimiter(opts.AccessLogRate)
 	s.cache = &parkingCache{SnapshotCache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), tracker: s.tracker}
 	return s
 }

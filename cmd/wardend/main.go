@@ -39,6 +39,7 @@ type options struct {
 	// access logs from the proxies (xds/als.go)
 	accessLogs                       bool
 	accessLogEntries, accessLogBytes int
+	accessLogRate                    float64
 	logLevel                         string
 	serverNames                      []string
 	kube                             kubeOptions
@@ -73,6 +74,7 @@ func main() {
 	f.BoolVar(&o.accessLogs, "access-logs", true, "configure every sidecar to send denials, dry-run denials and plaintext requests to wardend's access log service (MeshConfig accessLogFile: everything)")
 	f.IntVar(&o.accessLogEntries, "access-log-window-entries", xds.DefaultWindowEntries, "most access log entries wardend keeps (the oldest are pushed out and counted)")
 	f.IntVar(&o.accessLogBytes, "access-log-window-bytes", xds.DefaultWindowBytes, "most bytes of access log entries wardend keeps")
+	f.Float64Var(&o.accessLogRate, "access-log-rate", xds.DefaultAccessLogRate, "most access log entries wardend reads per second over all streams, so floods cannot slow xDS pushes (negative: no cap); a stream over it is read later and Envoy drops what its buffer cannot hold")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringSliceVar(&o.serverNames, "server-name", nil, "extra DNS names or IPs for wardend's serving certificate")
 	addKubeFlags(f, &o.kube)
@@ -188,6 +190,7 @@ func run(ctx context.Context, o options) error {
 		NoAccessLogs:     !o.accessLogs,
 		AccessLogEntries: o.accessLogEntries,
 		AccessLogBytes:   o.accessLogBytes,
+		AccessLogRate:    o.accessLogRate,
 	})
 	srv.RegisterCertMetrics(store, ca)
 	var operators *xds.OperatorAuth
