@@ -28,6 +28,8 @@ func newDenialsCmd() *cobra.Command {
 entries the proxies sent to wardend: the deciding rule (ns[NS]-policy[NAME]-rule[N],
 the name ` + "`wardenctl check`" + ` gives, or "no ALLOW policy matched"), the caller (its
 mTLS identity, or "plaintext" and its address), the filter chain and the request.
+Sidecars and ingress gateways both send them; a TCP connection the network RBAC filter
+closed shows with protocol TCP and the rule from its termination details.
 
 --dry-run shows instead what dry-run (istio.io/dry-run) policies would have denied,
 while the requests themselves went through.
