@@ -27,7 +27,9 @@ func (x *Index) Translate(p Proxy) *Output {
 	b.w = w
 	ports := b.inboundPorts(w, mtls)
 	var listeners, clusters []types.Resource
-	listeners = append(listeners, b.inboundListener(ports, mtls))
+	inbound := b.inboundListener(ports, mtls)
+	b.withAccessLogs(inbound, p.AccessLog)
+	listeners = append(listeners, inbound)
 	for _, c := range b.inboundClusters(ports) {
 		clusters = append(clusters, c)
 	}

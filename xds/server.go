@@ -13,9 +13,11 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -46,6 +48,16 @@ type Options struct {
 	// OnProblems, when set, is called with every configuration problem (see Problems)
 	// each time the list changes; Kubernetes mode records them as Events.
 	OnProblems func([]ConfigProblem)
+	// AccessLog caps the window of access log entries proxies send (defaults when 0).
+	AccessLogEntries, AccessLogBytes int
+	// NoAccessLogs turns off the access loggers to wardend in every proxy's configuration.
+	NoAccessLogs bool
+	// AccessLogRate caps the access log entries wardend reads per second over all
+	// streams (DefaultAccessLogRate when 0, no cap when negative), so a flood of
+	// entries cannot take the CPU that xDS pushes need: a stream over the cap is read
+	// later, gRPC flow control holds the proxy's logger back, and Envoy drops what its
+	// buffer cannot hold (its stat access_logs.grpc_access_log.logs_dropped).
+	AccessLogRate float64
 }
 
 // proxy is one connected Envoy, keyed by node id.
@@ -60,6 +72,9 @@ type proxy struct {
 	lastErr string
 	// diags are the diagnostics of this proxy's last translation.
 	diags []watch.Diagnostic
+	// connectedAt is when the proxy's first stream of this connection bound (kept
+	// across a replaced stream): from then on its pod's requests go through it.
+	connectedAt time.Time
 }
 
 // Server is Warden's xDS server.
@@ -83,6 +98,10 @@ type Server struct {
 	// operators, when set, may read the whole fleet over CSDS.
 	operators atomic.Pointer[OperatorAuth]
 	problems  problemReporter
+	// window holds the access log entries proxies send (als.go).
+	window *AccessWindow
+	// alsLimit paces the reading of access log entries (Options.AccessLogRate).
+	alsLimit *rate.Limiter
 }
 
 type streamBinding struct {
@@ -111,6 +130,8 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Log, proxies: map[string]*proxy{}, streams: map[int64]*streamBinding{},
 		dirty: make(chan struct{}, 1), logLimit: NewRateLog(RateLogOptions{Every: logEvery, Burst: logBurst, MaxKeys: 4096})}
 	s.tracker = NewTracker(opts.Replica, opts.Now, opts.Metrics)
+	s.window = NewAccessWindow(opts.AccessLogEntries, opts.AccessLogBytes, opts.Metrics.Registry)
+	s.alsLimit = newALSLimiter(opts.AccessLogRate)
 	s.cache = &parkingCache{SnapshotCache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), tracker: s.tracker}
 	return s
 }
@@ -178,6 +199,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gs := grpc.NewServer(opts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(gs, streamGuard{xs})
 	registerCSDS(gs, s)
+	alsv3.RegisterAccessLogServiceServer(gs, alsService{s: s})
 
 	go s.pushLoop(ctx)
 	errc := make(chan error, 1)
@@ -274,6 +296,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if len(p.ident.IPs) > 0 {
 		tp.IP = p.ident.IPs[0]
 	}
+	tp.AccessLog = s.accessLogSink(p.node)
 	out := x.Translate(tp)
 	s.mu.Lock()
 	if cur := s.proxies[id]; cur == p {
@@ -506,6 +529,9 @@ func (s *Server) bind(sid int64, b *streamBinding, node *core.Node) error {
 	}
 	p.streams = map[int64]bool{sid: true}
 	p.ident, p.node = b.ident, ni
+	if p.connectedAt.IsZero() {
+		p.connectedAt = s.opts.Now()
+	}
 	s.mu.Unlock()
 	for _, ob := range old {
 		s.opts.Metrics.replacedStreams.Inc()
