@@ -81,7 +81,9 @@ func TestReplicasPublishTheRootUnderOneLease(t *testing.T) {
 	var mu sync.Mutex
 	var seenB []string
 	for _, w := range []func() (watch.Interface, error){
-		func() (watch.Interface, error) { return client.CoreV1().ConfigMaps("").Watch(ctx, metav1.ListOptions{}) },
+		func() (watch.Interface, error) {
+			return client.CoreV1().ConfigMaps("").Watch(ctx, metav1.ListOptions{})
+		},
 		func() (watch.Interface, error) {
 			return client.AdmissionregistrationV1().MutatingWebhookConfigurations().Watch(ctx, metav1.ListOptions{})
 		},
