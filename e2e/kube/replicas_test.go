@@ -212,11 +212,25 @@ func TestReplicasShareTheFleet(t *testing.T) {
 		home[sc.id.NodeID()] = i % len(replicas)
 		wg.Go(func() { sc.run(sctx, svc, replicas[i%len(replicas)].xdsAddr, roots) })
 	}
-	for i, w := range replicas {
-		waitFor(t, ctx, 60*time.Second, names[i]+"'s proxies SYNCED", func() error {
-			return fleetSynced(t, ctx, w, func(id string) bool { return home[id] == i }, n/len(replicas))
-		})
-	}
+	// The replicas serve one configuration (the same input version, a content hash, from
+	// the same API server), and each has its share of the fleet SYNCED on it.
+	waitFor(t, ctx, 60*time.Second, "one configuration on every replica, each replica's proxies SYNCED", func() error {
+		versions := map[string]bool{}
+		for i, w := range replicas {
+			if err := fleetSynced(t, ctx, w, func(id string) bool { return home[id] == i }, n/len(replicas)); err != nil {
+				return err
+			}
+			r, err := w.getSyncz(ctx)
+			if err != nil {
+				return err
+			}
+			versions[r.InputVersion] = true
+		}
+		if len(versions) != 1 {
+			return fmt.Errorf("the replicas serve input versions %v", versions)
+		}
+		return nil
+	})
 	p.end()
 
 	p = begin(t, "wardenctl status --server a,b,c shows each proxy once, with its replica")
