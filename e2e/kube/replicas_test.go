@@ -327,6 +327,32 @@ func TestReplicasShareTheFleet(t *testing.T) {
 		}
 	}
 	p.end()
+
+	p = begin(t, "a survivor takes over publishing the mesh root")
+	// The killed replica could not release the publisher Lease; once it expires, a
+	// survivor restores a deleted warden-ca-root.
+	if err := env.Client.CoreV1().ConfigMaps("scale").Delete(ctx, inject.DefaultConfig().RootConfigMap, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, ctx, 60*time.Second, "warden-ca-root restored by a survivor", func() error {
+		cm, err := env.Client.CoreV1().ConfigMaps("scale").Get(ctx, inject.DefaultConfig().RootConfigMap, metav1.GetOptions{})
+		if err != nil {
+			return err
+		}
+		if cm.Data[inject.RootCertKey] != string(rootPEM) {
+			return fmt.Errorf("ConfigMap root differs from the Secret's")
+		}
+		return nil
+	})
+	lease, err := env.Client.CoordinationV1().Leases(kubeenv.WardendNamespace).Get(ctx, "wardend-publisher", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := lease.Spec.HolderIdentity; h == nil || (*h != names[1] && *h != names[2]) {
+		t.Fatalf("Lease wardend-publisher held by %v, want a survivor", h)
+	}
+	t.Logf("Lease wardend-publisher now held by %s", *lease.Spec.HolderIdentity)
+	p.end()
 }
 
 // fleetSynced checks that w serves want proxies, each SYNCED and each mine.
