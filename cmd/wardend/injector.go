@@ -85,9 +85,6 @@ type injector struct {
 	synced   func() bool // both informers have listed once
 	queue    workqueue.TypedRateLimitingInterface[string]
 
-	// leaseDuration, renewDeadline and retryPeriod time the publisher Lease
-	// (15 s, 10 s and 2 s when zero).
-	leaseDuration, renewDeadline, retryPeriod time.Duration
 	// published is closed once the writers have stopped and the Lease is released.
 	published chan struct{}
 }
@@ -190,12 +187,6 @@ const publisherLease = "wardend-publisher"
 // lead campaigns for publisherLease as identity until ctx ends, running work with a
 // context that ends when the Lease is lost; the Lease is released when ctx ends.
 func (in *injector) lead(ctx context.Context, namespace, identity string, work func(context.Context)) {
-	or := func(d, def time.Duration) time.Duration {
-		if d == 0 {
-			return def
-		}
-		return d
-	}
 	for ctx.Err() == nil {
 		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
 			Lock: &resourcelock.LeaseLock{
@@ -203,9 +194,9 @@ func (in *injector) lead(ctx context.Context, namespace, identity string, work f
 				Client:     in.client.CoordinationV1(),
 				LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
 			},
-			LeaseDuration:   or(in.leaseDuration, 15*time.Second),
-			RenewDeadline:   or(in.renewDeadline, 10*time.Second),
-			RetryPeriod:     or(in.retryPeriod, 2*time.Second),
+			LeaseDuration:   15 * time.Second,
+			RenewDeadline:   10 * time.Second,
+			RetryPeriod:     2 * time.Second,
 			ReleaseOnCancel: true,
 			Name:            publisherLease,
 			Callbacks: leaderelection.LeaderCallbacks{
