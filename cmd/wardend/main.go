@@ -229,15 +229,19 @@ func run(ctx context.Context, o options) error {
 		}
 		servers, metricsAt = append(servers, serveHTTP(mlis, srv.MetricsHandler(), errc)), mlis.Addr().String()
 	}
-	if kubeMode(o) { // the sidecar injector, its webhook's caBundle and the root in every namespace
+	// Kubernetes mode: the sidecar injector, its webhook's caBundle and the root in every
+	// namespace; released says the publisher Lease was handed back.
+	var released <-chan struct{}
+	if kubeMode(o) {
 		c, err := newKubeClients(o, log)
 		if err != nil {
 			return err
 		}
-		hs, err := startInjector(ctx, o, c.client, ca.RootPEM(), serving.Get, log, errc)
+		hs, rel, err := startInjector(ctx, o, c.client, ca.RootPEM(), serving.Get, log, errc)
 		if err != nil {
 			return err
 		}
+		released = rel
 		if hs != nil {
 			servers = append(servers, hs)
 		}
@@ -257,6 +261,12 @@ func run(ctx context.Context, o options) error {
 			defer cancel()
 			for _, hs := range servers {
 				_ = hs.Shutdown(shut)
+			}
+			if released != nil { // hand the publisher Lease on at once, not after it expires
+				select {
+				case <-released:
+				case <-shut.Done():
+				}
 			}
 			return nil
 		case in := <-inputs:
