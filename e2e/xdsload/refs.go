@@ -138,4 +138,3 @@ func msgField(m protoreflect.Message, name protoreflect.Name) protoreflect.Messa
 	}
 	return nil
 }
-
