@@ -16,6 +16,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"os"
@@ -39,25 +40,27 @@ func main() {
 	certTTL := flag.Duration("cert-ttl", 0, "wardend's --workload-cert-ttl; 0: long enough that rotation (at half life) comes after the changes")
 	timeout := flag.Duration("timeout", 45*time.Minute, "give up after this long")
 	flag.Parse()
-	if err := run(s, *rate, *delta, *wardend, *istiod, *out, *workers, *certTTL, *timeout); err != nil {
+	if _, err := run(os.Stdout, s, *rate, *delta, *wardend, *istiod, *out, *workers, *certTTL, *timeout); err != nil {
 		log.Fatal(err)
 	}
 }
 
-func run(s Size, rate int, delta bool, wardend, istiod, out string, workers int, certTTL, timeout time.Duration) error {
+// run measures each control plane over one mesh, prints the table to w and returns
+// the figures.
+func run(w io.Writer, s Size, rate int, delta bool, wardend, istiod, out string, workers int, certTTL, timeout time.Duration) ([]*result, error) {
 	if s.Proxies < 1 || s.Namespaces < 1 || s.Namespaces > s.Proxies || rate < 1 || s.Policies < 1 {
-		return fmt.Errorf("-proxies %d, -namespaces %d, -policies %d, -rate %d: need 1 <= namespaces <= proxies, policies >= 1 and rate >= 1",
+		return nil, fmt.Errorf("-proxies %d, -namespaces %d, -policies %d, -rate %d: need 1 <= namespaces <= proxies, policies >= 1 and rate >= 1",
 			s.Proxies, s.Namespaces, s.Policies, rate)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	out, _ = filepath.Abs(out)
 	root, err := repoRoot()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	step := func(what string, t0 time.Time) {
@@ -68,20 +71,20 @@ func run(s Size, rate int, delta bool, wardend, istiod, out string, workers int,
 	env, err := kubeenv.Start(ctx, kubeenv.Options{Log: logger, QPS: 2000, Burst: 4000,
 		APIServer: os.Getenv("KUBE_APISERVER")})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer env.Stop()
 	deploy := filepath.Join(root, "deploy")
 	for _, f := range []string{"00-namespaces.yaml", "10-istio-crds.yaml", "20-rbac.yaml"} {
 		if err := env.ApplyFiles(ctx, filepath.Join(deploy, f)); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	step("kube-apiserver and etcd up, deploy/ CRDs and RBAC applied", t0)
 	t0 = time.Now()
 	pods, err := createMesh(ctx, env, s, workers)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	step(fmt.Sprintf("mesh created through the API (%d pods, %d policies, %d workers)", s.Proxies, s.Policies, workers), t0)
 
@@ -101,27 +104,27 @@ func run(s Size, rate int, delta bool, wardend, istiod, out string, workers int,
 	for k, cp := range planes {
 		if k > 0 { // the previous run changed two policies: put them back
 			if err := env.Apply(ctx, []byte(s.nsPolicy(0, 0)+"---\n"+meshDeny(0))); err != nil {
-				return err
+				return nil, err
 			}
 		}
 		work := filepath.Join(out, cp.name())
 		if err := os.MkdirAll(work, 0o755); err != nil {
-			return err
+			return nil, err
 		}
 		b := &bench{cp: cp, env: env, size: s, pods: pods, rate: rate, delta: delta, out: out, work: work, log: step}
 		r, err := b.run(ctx)
 		cp.stop()
 		if err != nil {
-			return fmt.Errorf("%s: %w\n--- %s log (tail) ---\n%s", cp.name(), err, cp.name(), cp.logTail())
+			return nil, fmt.Errorf("%s: %w\n--- %s log (tail) ---\n%s", cp.name(), err, cp.name(), cp.logTail())
 		}
 		results = append(results, r)
 	}
 	host, _ := os.Hostname()
-	fmt.Printf("\nmesh: %d sidecars (%s) in %d namespaces, %d namespace AuthorizationPolicies + 1 mesh-wide DENY, mesh-wide STRICT; streams opened at %d/s (pacing floor %s); host %s, %d CPUs\n",
+	fmt.Fprintf(w, "\nmesh: %d sidecars (%s) in %d namespaces, %d namespace AuthorizationPolicies + 1 mesh-wide DENY, mesh-wide STRICT; streams opened at %d/s (pacing floor %s); host %s, %d CPUs\n",
 		s.Proxies, proto, s.Namespaces, s.Policies, rate, floor, host, numCPU())
-	printTable(os.Stdout, results)
-	fmt.Printf("heap profiles and logs in %s\n", out)
-	return nil
+	printTable(w, results)
+	fmt.Fprintf(w, "heap profiles and logs in %s\n", out)
+	return results, nil
 }
 
 func repoRoot() (string, error) {
