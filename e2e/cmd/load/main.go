@@ -85,6 +85,9 @@ func main() {
 		log.Fatal(err)
 	}
 	cold := time.Since(start)
+	// The EDS, RDS and SDS answers the proxies asked for after CDS and LDS arrive now:
+	// they are not pushes of the changes below.
+	fleet.Settle(ctx, 0, 500*time.Millisecond)
 	floor := time.Duration(*proxies) * time.Second / time.Duration(*rate)
 	rss := rssMB(cmd.Process.Pid)
 
