@@ -53,7 +53,8 @@ func referenced(typeURL string, res []*anypb.Any) map[string]map[string]bool {
 			case "envoy.extensions.filters.network.http_connection_manager.v3.Rds":
 				add(resource.RouteType, strField(msg, "route_config_name"))
 			case "envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig":
-				if n := strField(msg, "name"); n != "" {
+				// Only secrets served over this stream: istiod's name the istio-agent's socket.
+				if n := strField(msg, "name"); n != "" && overADS(msgField(msg, "sds_config")) {
 					add(resource.SecretType, n)
 				}
 			}
@@ -137,4 +138,9 @@ func msgField(m protoreflect.Message, name protoreflect.Name) protoreflect.Messa
 		return m.Get(fd).Message()
 	}
 	return nil
+}
+
+// overADS reports whether a ConfigSource is the ADS stream itself.
+func overADS(src protoreflect.Message) bool {
+	return src != nil && msgField(src, "ads") != nil
 }
