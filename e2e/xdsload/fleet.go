@@ -13,6 +13,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -110,7 +111,7 @@ func (f *Fleet) Proxies() []*Proxy {
 // Mark is the sequence number of the latest response received by any proxy.
 func (f *Fleet) Mark() int64 { return f.seq.Load() }
 
-// StreamErrors counts streams that ended other than by Drop.
+// StreamErrors counts streams that failed (and were opened again) other than by Drop.
 func (f *Fleet) StreamErrors() int64 { return f.errs.Load() }
 
 // Add registers p (once) and opens its stream; the stream keeps ACKing in the background
@@ -143,35 +144,46 @@ func (f *Fleet) open(ctx context.Context, p *Proxy) error {
 	p.mu.Lock()
 	p.cancel, p.done = cancel, done
 	p.mu.Unlock()
-	client := discovery.NewAggregatedDiscoveryServiceClient(conn)
-	var run func() error
-	if f.cfg.Delta {
-		st, err := client.DeltaAggregatedResources(sctx)
-		if err != nil {
-			cancel()
-			conn.Close()
-			close(done)
-			return err
-		}
-		run = func() error { return f.runDelta(p, st) }
-	} else {
-		st, err := client.StreamAggregatedResources(sctx)
-		if err != nil {
-			cancel()
-			conn.Close()
-			close(done)
-			return err
-		}
-		run = func() error { return f.runSotW(p, st) }
-	}
 	go func() {
 		defer close(done)
 		defer conn.Close()
-		if err := run(); err != nil && sctx.Err() == nil {
+		// A stream that fails is opened again after a jittered exponential backoff,
+		// as Envoy does (0.5 s base, 30 s at most): a server that refuses streams over
+		// its rate limit sees them come back.
+		backoff := 500 * time.Millisecond
+		for {
+			err := f.stream(sctx, conn, p)
+			if sctx.Err() != nil {
+				return
+			}
+			_ = err
 			f.errs.Add(1)
+			select {
+			case <-sctx.Done():
+				return
+			case <-time.After(time.Duration(rand.Int64N(int64(backoff))) + time.Millisecond):
+			}
+			backoff = min(2*backoff, 30*time.Second)
 		}
 	}()
 	return nil
+}
+
+// stream runs one ADS stream of p until it fails or ctx ends.
+func (f *Fleet) stream(ctx context.Context, conn *grpc.ClientConn, p *Proxy) error {
+	client := discovery.NewAggregatedDiscoveryServiceClient(conn)
+	if f.cfg.Delta {
+		st, err := client.DeltaAggregatedResources(ctx)
+		if err != nil {
+			return err
+		}
+		return f.runDelta(p, st)
+	}
+	st, err := client.StreamAggregatedResources(ctx)
+	if err != nil {
+		return err
+	}
+	return f.runSotW(p, st)
 }
 
 // Drop closes every proxy's stream at once and waits until they have ended.

@@ -276,7 +276,7 @@ func printTable(w io.Writer, rs []*result) {
 		{"reconnect storm: all streams re-synced", d(func(r *result) time.Duration { return r.storm })},
 		{"resident memory after cold sync", n(func(r *result) float64 { return r.rssCold }, "MB", nil)},
 		{"resident memory at the end", n(func(r *result) float64 { return r.rssEnd }, "MB", nil)},
-		{"streams that failed", n(func(r *result) float64 { return float64(r.streamErrors) }, "", nil)},
+		{"streams failed and retried (backoff as Envoy)", n(func(r *result) float64 { return float64(r.streamErrors) }, "", nil)},
 	}
 	head := []string{"figure"}
 	for _, r := range rs {
