@@ -90,7 +90,7 @@ func run(w io.Writer, s Size, rate int, delta bool, wardend, istiod, out string,
 
 	floor := time.Duration(s.Proxies) * time.Second / time.Duration(rate)
 	if certTTL == 0 {
-		certTTL = 2 * (3*floor + 90*time.Second)
+		certTTL = 2 * (5*floor + 120*time.Second)
 	}
 	planes := []controlPlane{&wardendCP{bin: wardend, certTTL: certTTL}}
 	if istiod != "" {
