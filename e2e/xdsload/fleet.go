@@ -16,6 +16,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -96,6 +97,8 @@ type Fleet struct {
 	mu      sync.Mutex
 	proxies []*Proxy
 	errs    atomic.Int64
+	errMu   sync.Mutex
+	errKind map[string]int // failure message (first line) -> count
 }
 
 // New returns an empty fleet.
@@ -156,8 +159,8 @@ func (f *Fleet) open(ctx context.Context, p *Proxy) error {
 			if sctx.Err() != nil {
 				return
 			}
-			_ = err
 			f.errs.Add(1)
+			f.noteError(err)
 			select {
 			case <-sctx.Done():
 				return
@@ -184,6 +187,31 @@ func (f *Fleet) stream(ctx context.Context, conn *grpc.ClientConn, p *Proxy) err
 		return err
 	}
 	return f.runSotW(p, st)
+}
+
+func (f *Fleet) noteError(err error) {
+	msg := "stream ended"
+	if err != nil {
+		msg = err.Error()
+	}
+	if i := strings.IndexByte(msg, '\n'); i >= 0 {
+		msg = msg[:i]
+	}
+	f.errMu.Lock()
+	defer f.errMu.Unlock()
+	if f.errKind == nil {
+		f.errKind = map[string]int{}
+	}
+	if len(f.errKind) < 20 || f.errKind[msg] > 0 {
+		f.errKind[msg]++
+	}
+}
+
+// StreamErrorKinds counts the failed streams by error message (the first 20 messages).
+func (f *Fleet) StreamErrorKinds() map[string]int {
+	f.errMu.Lock()
+	defer f.errMu.Unlock()
+	return maps.Clone(f.errKind)
 }
 
 // Drop closes every proxy's stream at once and waits until they have ended.

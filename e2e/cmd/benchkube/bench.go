@@ -4,9 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -44,6 +46,7 @@ type result struct {
 	rssCold, rssEnd    float64
 	cpuScoped, cpuMesh float64
 	streamErrors       int64
+	errorKinds         map[string]int
 }
 
 func (b *bench) run(ctx context.Context) (*result, error) {
@@ -159,7 +162,7 @@ func (b *bench) run(ctx context.Context) (*result, error) {
 	b.fleet.Settle(ctx, mark, time.Second)
 	b.log(b.cp.name()+" reconnect storm", t0)
 	r.rssEnd, _ = procStats(b.cp.pid())
-	r.streamErrors = b.fleet.StreamErrors()
+	r.streamErrors, r.errorKinds = b.fleet.StreamErrors(), b.fleet.StreamErrorKinds()
 	if err := b.cp.heap(filepath.Join(b.out, b.cp.name()+"-heap.prof")); err != nil {
 		fmt.Fprintf(os.Stderr, "%s heap profile: %v\n", b.cp.name(), err)
 	}
@@ -321,6 +324,9 @@ func printTable(w io.Writer, rs []*result) {
 		}
 	}
 	for _, r := range rs {
+		for _, msg := range slices.Sorted(maps.Keys(r.errorKinds)) {
+			fmt.Fprintf(w, "%s streams failed %d times with: %s\n", r.name, r.errorKinds[msg], msg)
+		}
 		if r.rotEarly > 0 {
 			fmt.Fprintf(w, "note: %d %s proxies rotated before the rotation phase (during the changes): raise -cert-ttl\n", r.rotEarly, r.name)
 		}
