@@ -88,7 +88,7 @@ func TestDenialsNameTheRuleCheckNames(t *testing.T) {
 		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
 			return
 		}
-		n, err := compareObserved(ctx, m, st)
+		n, err := compareObserved(ctx, m, sc, st)
 		if err != nil {
 			t.Errorf("%s: %v", where, err)
 		}
@@ -325,7 +325,7 @@ func wardenctlDenials(ctx context.Context, m *harness.Mesh, pod string, dry bool
 // shows up, by its address, among the port's plaintext callers in
 // `wardenctl mtls --observed`, with the warning: the step's request is sent once more
 // and the caller's count must grow. It returns 1 when compared.
-func compareObserved(ctx context.Context, m *harness.Mesh, st *scenario.Step) (int, error) {
+func compareObserved(ctx context.Context, m *harness.Mesh, sc *scenario.Scenario, st *scenario.Step) (int, error) {
 	r := st.Request
 	_, from, tgt, err := stepTarget(m, r)
 	if err != nil || !tgt.pod.Opts.Sidecar || from.Opts.Sidecar {
@@ -335,7 +335,7 @@ func compareObserved(ctx context.Context, m *harness.Mesh, st *scenario.Step) (i
 	if err != nil || mode != "PERMISSIVE" {
 		return 0, err
 	}
-	if _, err := sendAgain(ctx, m, from, r, tgt.connect); err != nil {
+	if _, err := sendAgain(ctx, m, from, r, tgt.connect, sc.Dir); err != nil {
 		return 0, err
 	}
 	deadline := time.Now().Add(15 * time.Second)

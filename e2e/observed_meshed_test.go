@@ -139,7 +139,7 @@ func pollObserved(ctx context.Context, m *harness.Mesh, tgt replayTargetPod, ip 
 func checkStatsScrape(ctx context.Context, m *harness.Mesh, from, target *harness.Pod) error {
 	get := func(path string) (harness.Result, error) {
 		u := fmt.Sprintf("http://%s:%d%s", target.IP(), xds.DefaultStatsPort, path)
-		return sendAgain(ctx, m, from, &scenario.Request{URL: u, Method: "GET"}, "")
+		return sendAgain(ctx, m, from, &scenario.Request{URL: u, Method: "GET"}, "", "")
 	}
 	res, err := get("/stats/prometheus")
 	if err != nil {
