@@ -1,0 +1,93 @@
+package watch
+
+import (
+	"reflect"
+
+	"google.golang.org/protobuf/proto"
+)
+
+// ObjectRef names one object of an Input: kind, namespace ("" for cluster-scoped
+// kinds) and name.
+type ObjectRef struct{ Kind, Namespace, Name string }
+
+func (r ObjectRef) String() string { return ref(r.Kind, r.Namespace, r.Name) }
+
+// Changed lists the accepted objects that differ between two Inputs: added, removed, or
+// with any difference in metadata (labels, annotations, source position, resource
+// version, retention) or spec. It is conservative: an object is reported unless it is
+// provably equal (the same decoded value, or an equal one). Derived fields that are
+// not objects (trust domain, JWKS, Rejected and Stale lists) are not compared here;
+// callers compare them (translate.ChangeScope does).
+//
+// old or next made without Build (a literal) have no object list; ok is false then and
+// the caller must assume everything changed.
+func Changed(old, next *Input) (changed []ObjectRef, ok bool) {
+	if old == nil || next == nil || old.index == nil || next.index == nil { // index: made by Build
+		return nil, false
+	}
+	a, b := old.objects, next.objects // both sorted by kind, namespace, name (dedupe)
+	for len(a) > 0 || len(b) > 0 {
+		var c int
+		switch {
+		case len(a) == 0:
+			c = 1
+		case len(b) == 0:
+			c = -1
+		default:
+			c = compareKeys(keyOf(&a[0].Meta), keyOf(&b[0].Meta))
+		}
+		switch {
+		case c < 0:
+			changed = append(changed, refOf(&a[0].Meta))
+			a = a[1:]
+		case c > 0:
+			changed = append(changed, refOf(&b[0].Meta))
+			b = b[1:]
+		default:
+			if !sameObject(&a[0], &b[0]) {
+				changed = append(changed, refOf(&b[0].Meta))
+			}
+			a, b = a[1:], b[1:]
+		}
+	}
+	return changed, true
+}
+
+func refOf(m *Meta) ObjectRef { return ObjectRef{m.Kind, m.Namespace, m.Name} }
+
+func compareKeys(a, b objectKey) int {
+	switch {
+	case a.kind != b.kind:
+		return cmpString(a.kind, b.kind)
+	case a.namespace != b.namespace:
+		return cmpString(a.namespace, b.namespace)
+	}
+	return cmpString(a.name, b.name)
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// sameObject reports whether two versions of one object are equal in everything
+// Build and translation read.
+func sameObject(a, b *Object) bool {
+	if a.Retained != b.Retained || !reflect.DeepEqual(a.Meta, b.Meta) {
+		return false
+	}
+	if a.Spec == b.Spec {
+		return true
+	}
+	pa, okA := a.Spec.(proto.Message)
+	pb, okB := b.Spec.(proto.Message)
+	if okA && okB {
+		return proto.Equal(pa, pb)
+	}
+	return reflect.DeepEqual(a.Spec, b.Spec)
+}
