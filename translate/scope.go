@@ -3,6 +3,7 @@ package translate
 import (
 	"maps"
 	"reflect"
+	"slices"
 	"sort"
 
 	"google.golang.org/protobuf/proto"
@@ -35,6 +36,30 @@ type PushScope struct {
 	Namespaces map[string]bool // when !All; empty when nothing changed
 	// Reason names the first object or field that made the scope All, for logs.
 	Reason string
+	// Moved are objects whose only change is their Source (watch.Changed), with the new
+	// one: the proxies the scope leaves out keep their configuration but their
+	// diagnostics about these objects must name the new Source (MovedDiagnostics).
+	Moved map[watch.ObjectRef]watch.Location
+}
+
+// MovedDiagnostics is ds with the Source of every diagnostic about a moved object
+// updated; ds itself when none is.
+func (s PushScope) MovedDiagnostics(ds []watch.Diagnostic) []watch.Diagnostic {
+	var out []watch.Diagnostic
+	for i, d := range ds {
+		loc, ok := s.Moved[watch.ObjectRef{Kind: d.Kind, Namespace: d.Namespace, Name: d.Name}]
+		if !ok || d.Kind == "" || loc == d.Source {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(ds)
+		}
+		out[i].Source = loc
+	}
+	if out == nil {
+		return ds
+	}
+	return out
 }
 
 // Affects reports whether a proxy of namespace ns may be affected.
@@ -48,11 +73,15 @@ func (s PushScope) Union(o PushScope) PushScope {
 	if o.All {
 		return o
 	}
-	u := PushScope{Namespaces: maps.Clone(s.Namespaces)}
+	u := PushScope{Namespaces: maps.Clone(s.Namespaces), Moved: maps.Clone(s.Moved)}
 	if u.Namespaces == nil {
 		u.Namespaces = map[string]bool{}
 	}
 	maps.Copy(u.Namespaces, o.Namespaces)
+	if len(o.Moved) > 0 && u.Moved == nil {
+		u.Moved = map[watch.ObjectRef]watch.Location{}
+	}
+	maps.Copy(u.Moved, o.Moved)
 	return u
 }
 
@@ -71,11 +100,11 @@ func ChangeScope(old, next *watch.Input) PushScope {
 	case !reflect.DeepEqual(old.JWKS, next.JWKS):
 		return AllProxies("JWKS")
 	}
-	changed, ok := watch.Changed(old, next)
+	changed, moved, ok := watch.Changed(old, next)
 	if !ok {
 		return AllProxies("input not built by watch.Build")
 	}
-	sc := PushScope{Namespaces: map[string]bool{}}
+	sc := PushScope{Namespaces: map[string]bool{}, Moved: moved}
 	add := func(kind, ns, name string) bool {
 		if (kind == "AuthorizationPolicy" || kind == "RequestAuthentication") && ns != "" && ns != next.RootNamespace {
 			sc.Namespaces[ns] = true

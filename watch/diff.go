@@ -21,9 +21,13 @@ func (r ObjectRef) String() string { return ref(r.Kind, r.Namespace, r.Name) }
 //
 // old or next made without Build (a literal) have no object list; ok is false then and
 // the caller must assume everything changed.
-func Changed(old, next *Input) (changed []ObjectRef, ok bool) {
+//
+// moved lists the objects equal in everything but their Source (a document inserted
+// above them in a multi-document file), with their new Source: they feed nothing but
+// the Source of diagnostics about them.
+func Changed(old, next *Input) (changed []ObjectRef, moved map[ObjectRef]Location, ok bool) {
 	if old == nil || next == nil || old.index == nil || next.index == nil { // index: made by Build
-		return nil, false
+		return nil, nil, false
 	}
 	a, b := old.objects, next.objects // both sorted by kind, namespace, name (dedupe)
 	for len(a) > 0 || len(b) > 0 {
@@ -44,13 +48,19 @@ func Changed(old, next *Input) (changed []ObjectRef, ok bool) {
 			changed = append(changed, refOf(&b[0].Meta))
 			b = b[1:]
 		default:
-			if !sameObject(&a[0], &b[0]) {
+			switch {
+			case a[0].Source != b[0].Source && sameObject(&a[0], &b[0], b[0].Source):
+				if moved == nil {
+					moved = map[ObjectRef]Location{}
+				}
+				moved[refOf(&b[0].Meta)] = b[0].Source
+			case !sameObject(&a[0], &b[0], a[0].Source):
 				changed = append(changed, refOf(&b[0].Meta))
 			}
 			a, b = a[1:], b[1:]
 		}
 	}
-	return changed, true
+	return changed, moved, true
 }
 
 func refOf(m *Meta) ObjectRef { return ObjectRef{m.Kind, m.Namespace, m.Name} }
@@ -76,9 +86,11 @@ func cmpString(a, b string) int {
 }
 
 // sameObject reports whether two versions of one object are equal in everything
-// Build and translation read.
-func sameObject(a, b *Object) bool {
-	if a.Retained != b.Retained || !reflect.DeepEqual(a.Meta, b.Meta) {
+// Build and translation read, with a's Source taken as asSource.
+func sameObject(a, b *Object, asSource Location) bool {
+	am := a.Meta
+	am.Source = asSource
+	if a.Retained != b.Retained || !reflect.DeepEqual(am, b.Meta) {
 		return false
 	}
 	if a.Spec == b.Spec {

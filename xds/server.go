@@ -260,7 +260,7 @@ func (s *Server) pushAll(ctx context.Context) {
 	s.mu.Unlock()
 	sort.Strings(ids)
 	for _, id := range skipped {
-		if !s.rebuildIfFailed(id, gen) {
+		if !s.rebuildIfFailed(id, gen, sc) {
 			ids = append(ids, id)
 		}
 	}
@@ -299,9 +299,10 @@ func (s *Server) pushAll(ctx context.Context) {
 	}
 }
 
-// rebuildIfFailed marks an unaffected proxy evaluated at gen and reports true, or
-// reports false when its last build failed (it must be rebuilt).
-func (s *Server) rebuildIfFailed(id string, gen uint64) bool {
+// rebuildIfFailed marks an unaffected proxy evaluated at gen (its diagnostics naming
+// the moved objects' new Source) and reports true, or reports false when its last
+// build failed (it must be rebuilt).
+func (s *Server) rebuildIfFailed(id string, gen uint64, sc translate.PushScope) bool {
 	s.mu.Lock()
 	p := s.proxies[id]
 	s.mu.Unlock()
@@ -312,6 +313,11 @@ func (s *Server) rebuildIfFailed(id string, gen uint64) bool {
 	defer p.build.Unlock()
 	if p.failed {
 		return false
+	}
+	if len(sc.Moved) > 0 {
+		s.mu.Lock()
+		p.diags = sc.MovedDiagnostics(p.diags)
+		s.mu.Unlock()
 	}
 	s.tracker.Evaluated(id, gen)
 	return true
