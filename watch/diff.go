@@ -1,6 +1,7 @@
 package watch
 
 import (
+	"maps"
 	"reflect"
 
 	"google.golang.org/protobuf/proto"
@@ -88,9 +89,10 @@ func cmpString(a, b string) int {
 // sameObject reports whether two versions of one object are equal in everything
 // Build and translation read, with a's Source taken as asSource.
 func sameObject(a, b *Object, asSource Location) bool {
-	am := a.Meta
-	am.Source = asSource
-	if a.Retained != b.Retained || !reflect.DeepEqual(am, b.Meta) {
+	am, bm := &a.Meta, &b.Meta
+	if a.Retained != b.Retained || am.Kind != bm.Kind || am.APIVersion != bm.APIVersion || am.Namespace != bm.Namespace ||
+		am.Name != bm.Name || am.ResourceVersion != bm.ResourceVersion || am.UID != bm.UID || asSource != bm.Source ||
+		am.CreationTimestamp != bm.CreationTimestamp || !maps.Equal(am.Labels, bm.Labels) || !maps.Equal(am.Annotations, bm.Annotations) {
 		return false
 	}
 	if a.Spec == b.Spec {
