@@ -183,9 +183,10 @@ func (s *Server) SetInput(in *watch.Input) {
 	s.input, s.index, s.rcache = in, x, rc
 	s.pending = s.pending.Union(sc)
 	s.gen++
-	gen := s.gen
+	// The tracker learns the generation before the input is visible outside (debug
+	// inputz), so nobody sees the new input with proxies still SYNCED on the old one.
+	s.tracker.NewInput(s.gen)
 	s.mu.Unlock()
-	s.tracker.NewInput(gen)
 	s.reportProblems()
 	s.markDirty()
 }
@@ -195,9 +196,10 @@ func (s *Server) Refresh() {
 	s.mu.Lock()
 	s.pending = translate.AllProxies("refresh")
 	s.gen++
-	gen := s.gen
+	// The tracker learns the generation before the input is visible outside (debug
+	// inputz), so nobody sees the new input with proxies still SYNCED on the old one.
+	s.tracker.NewInput(s.gen)
 	s.mu.Unlock()
-	s.tracker.NewInput(gen)
 	s.markDirty()
 }
 
