@@ -238,7 +238,7 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	for i, w := range replicas {
 		servers[i] = w.debugAddr
 	}
-	rows, _, err := wardenctlStatus(ctx, bin.Wardenctl, servers)
+	rows, _, err := statusAllSynced(t, ctx, bin.Wardenctl, servers)
 	if err != nil {
 		t.Fatalf("wardenctl status: %v", err)
 	}
@@ -288,7 +288,7 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	t.Logf("replica loss recovered: all %d proxies SYNCED on the survivors %s after the kill (bench figure; target 15 s)",
 		n, time.Since(killed).Round(time.Millisecond))
 
-	rows, stderr, err := wardenctlStatus(ctx, bin.Wardenctl, servers)
+	rows, stderr, err := statusAllSynced(t, ctx, bin.Wardenctl, servers)
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 4 {
 		t.Fatalf("wardenctl status with a replica down: %v, want exit 4\n%s", err, stderr)
 	}
@@ -402,6 +402,31 @@ func wardenctlStatus(ctx context.Context, bin string, servers []string) ([]statu
 		return nil, stderr.String(), fmt.Errorf("wardenctl status -o json: %v (%v)\n%s", jerr, err, out)
 	}
 	return rows, stderr.String(), err
+}
+
+// statusAllSynced runs `wardenctl status` until every row it shows is SYNCED (a Pod
+// event of the API server can make a proxy STALE for the moment of its push; a proxy
+// that stays unsynced still fails checkRowsOnce once the wait ends) and returns the
+// last answer.
+func statusAllSynced(t *testing.T, ctx context.Context, bin string, servers []string) (rows []statusJSONRow, stderr string, err error) {
+	t.Helper()
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		rows, stderr, err = wardenctlStatus(ctx, bin, servers)
+		unsynced := rows == nil
+		for _, r := range rows {
+			unsynced = unsynced || !r.Synced
+		}
+		if !unsynced {
+			return rows, stderr, err
+		}
+		select {
+		case <-wctx.Done():
+			return rows, stderr, err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // checkRowsOnce checks that rows list want proxies, each once and SYNCED, and each row
