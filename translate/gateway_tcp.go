@@ -11,9 +11,10 @@ import (
 
 // terminatedTCPChain is the filter chain of a TLS (not HTTPS) server that terminates
 // TLS (SIMPLE, MUTUAL, ...): the decrypted bytes go, opaque, to the destination of
-// the first tcp route of a bound VirtualService that matches the port (and, when it
-// lists gateways, this Gateway), as Istio's buildGatewayNetworkFiltersFromTCPRoutes
-// does. Without such a route the server refuses connections.
+// the destinations (weighted when several, see tcpRouteProxy) of the first valid tcp
+// route of a bound VirtualService that matches the port (and, when it lists gateways,
+// this Gateway), as Istio's buildGatewayNetworkFiltersFromTCPRoutes does. Without such
+// a route the server refuses connections.
 func (b *builder) terminatedTCPChain(s gatewayServer, port uint32, name string, match *listener.FilterChainMatch, ts *core.TransportSocket) *listener.FilterChain {
 	stat := "outbound_0.0.0.0_" + strconv.FormatUint(uint64(port), 10)
 	for _, vs := range b.in.VirtualServices {
@@ -25,11 +26,7 @@ func (b *builder) terminatedTCPChain(s gatewayServer, port uint32, name string, 
 			if !tcpRouteMatches(r, port, vs, s) {
 				continue
 			}
-			if len(r.GetRoute()) != 1 {
-				b.diag(severityWarning, &vs.Meta, field+".route", "a tcp route on a gateway needs exactly one destination (weights are not supported): route ignored")
-				continue
-			}
-			cluster, ok := b.destinationCluster(vs, field+".route[0].destination", r.GetRoute()[0].GetDestination())
+			proxy, ok := b.tcpRouteProxy(vs, field, stat, r.GetRoute())
 			if !ok {
 				continue
 			}
@@ -37,7 +34,7 @@ func (b *builder) terminatedTCPChain(s gatewayServer, port uint32, name string, 
 				Name:             name,
 				FilterChainMatch: match,
 				TransportSocket:  ts,
-				Filters:          b.withAuthz(stat, []*listener.Filter{b.tcpProxy(stat, cluster)}),
+				Filters:          b.withAuthz(stat, []*listener.Filter{proxy}),
 			}
 		}
 	}

@@ -16,6 +16,8 @@ type Proxy struct {
 	Labels         map[string]string // pod labels vouched for by the credential (a Pod object in the Input wins)
 	IP             string            // pod IP when known
 	Gateway        bool              // an ingress gateway: no capture, listeners from Gateway objects
+	// AccessLog, when set, is where the proxy's access loggers send entries (accesslog.go).
+	AccessLog *AccessLogSink
 }
 
 // Output is everything one proxy is served, per xDS type, plus what translation

@@ -32,7 +32,9 @@ func (x *Index) Translate(p Proxy) *Output {
 	}
 	ports := b.inboundPorts(w, mtls)
 	var listeners, clusters []types.Resource
-	listeners = append(listeners, b.inboundListener(ports, mtls))
+	inbound := b.inboundListener(ports, mtls)
+	b.withAccessLogs(inbound, p.AccessLog)
+	listeners = append(listeners, inbound)
 	for _, c := range b.inboundClusters(ports) {
 		clusters = append(clusters, c)
 	}

@@ -150,7 +150,7 @@ func (x *Index) gatewayRouteViews(s gatewayServer, port uint32) []GatewayRouteVi
 				}
 				var dests []string
 				for _, d := range r.GetRoute() {
-					dests = append(dests, destinationText(d.GetDestination(), d.GetWeight()))
+					dests = append(dests, destinationText(d.GetDestination(), d.GetWeight(), len(r.GetRoute()) > 1))
 				}
 				out = append(out, GatewayRouteView{VirtualService: vs.Key(), Kind: "tcp", Hosts: hosts, Destinations: dests})
 			}
@@ -160,7 +160,7 @@ func (x *Index) gatewayRouteViews(s gatewayServer, port uint32) []GatewayRouteVi
 			for _, r := range vs.Spec.GetHttp() {
 				var dests []string
 				for _, d := range r.GetRoute() {
-					dests = append(dests, destinationText(d.GetDestination(), d.GetWeight()))
+					dests = append(dests, destinationText(d.GetDestination(), d.GetWeight(), false))
 				}
 				switch {
 				case r.GetRedirect() != nil:
@@ -190,7 +190,7 @@ func (x *Index) gatewayRouteViews(s gatewayServer, port uint32) []GatewayRouteVi
 			}
 			var dests []string
 			for _, d := range r.GetRoute() {
-				dests = append(dests, destinationText(d.GetDestination(), d.GetWeight()))
+				dests = append(dests, destinationText(d.GetDestination(), d.GetWeight(), len(r.GetRoute()) > 1))
 			}
 			out = append(out, GatewayRouteView{VirtualService: vs.Key(), Kind: "tls", Hosts: sni, Destinations: dests})
 		}
@@ -198,7 +198,10 @@ func (x *Index) gatewayRouteViews(s gatewayServer, port uint32) []GatewayRouteVi
 	return out
 }
 
-func destinationText(d *networking.Destination, weight int32) string {
+// destinationText names a destination with its weight when it has one; zeroWeight
+// also shows a weight of 0, for tls and tcp routes with several destinations, where
+// such a destination gets no connection.
+func destinationText(d *networking.Destination, weight int32, zeroWeight bool) string {
 	s := d.GetHost()
 	if p := d.GetPort().GetNumber(); p != 0 {
 		s += ":" + strconv.FormatUint(uint64(p), 10)
@@ -206,7 +209,7 @@ func destinationText(d *networking.Destination, weight int32) string {
 	if d.GetSubset() != "" {
 		s += " subset " + d.GetSubset()
 	}
-	if weight != 0 {
+	if weight != 0 || zeroWeight {
 		s += " weight " + strconv.Itoa(int(weight))
 	}
 	return s

@@ -48,6 +48,12 @@ const (
 	MetaLabels         = "LABELS"
 	MetaInstanceIPs    = "INSTANCE_IPS"
 	MetaProxyType      = "WARDEN_PROXY_TYPE" // "sidecar" or "gateway": a claim, honoured only for a gateway Pod (provenGateway)
+	// How the proxy reaches wardend (its bootstrap's xDS address, server name and
+	// token file): its access loggers use the same, so their stream proves the same
+	// identity. Only ever used for that proxy's own configuration.
+	MetaXDSAddress    = "WARDEN_XDS_ADDRESS"
+	MetaXDSServerName = "WARDEN_XDS_SERVER_NAME"
+	MetaTokenFile     = "WARDEN_TOKEN_FILE"
 )
 
 // errUnauthenticated is returned for streams without a usable credential.
@@ -96,6 +102,8 @@ type nodeInfo struct {
 	IPs            []string
 	Gateway        bool
 	EnvoyVersion   string
+	// XDSAddress, XDSServerName and TokenFile are how the proxy reaches wardend.
+	XDSAddress, XDSServerName, TokenFile string
 }
 
 func parseNode(n *core.Node) nodeInfo {
@@ -109,6 +117,7 @@ func parseNode(n *core.Node) nodeInfo {
 	}
 	ni.Namespace, ni.Pod, ni.ServiceAccount = str(MetaNamespace), str(MetaPodName), str(MetaServiceAccount)
 	ni.Gateway = str(MetaProxyType) == "gateway"
+	ni.XDSAddress, ni.XDSServerName, ni.TokenFile = str(MetaXDSAddress), str(MetaXDSServerName), str(MetaTokenFile)
 	if l, ok := md[MetaLabels]; ok {
 		for k, v := range l.GetStructValue().GetFields() {
 			ni.Labels[k] = v.GetStringValue()

@@ -41,6 +41,9 @@ type BootstrapOptions struct {
 	Delta      bool   // use incremental xDS
 	AdminAddr  string // default 127.0.0.1
 	AdminPort  uint32 // default 15000
+	// StatsPort, when set, serves the proxy's own stats for scraping on
+	// 0.0.0.0:<StatsPort>/stats/prometheus (bootstrap_stats.go); 0: no stats listener.
+	StatsPort uint32
 }
 
 // Bootstrap builds the Envoy bootstrap for a proxy. The xDS connection is TLS,
@@ -69,6 +72,9 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	if err != nil {
 		return nil, err
 	}
+	md.Fields[MetaXDSAddress] = structpb.NewStringValue(o.Server)
+	md.Fields[MetaXDSServerName] = structpb.NewStringValue(o.ServerName)
+	md.Fields[MetaTokenFile] = structpb.NewStringValue(o.TokenFile)
 	creds, err := protoany.Marshal(&grpccred.FileBasedMetadataConfig{
 		SecretData:   &core.DataSource{Specifier: &core.DataSource_Filename{Filename: o.TokenFile}},
 		HeaderKey:    "authorization",
@@ -86,8 +92,15 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	if app := o.Labels["app"]; app != "" {
 		nodeCluster = app + "." + o.Identity.Namespace
 	}
+	var static *bootstrap.Bootstrap_StaticResources
+	if o.StatsPort != 0 {
+		if static, err = statsResources(o.StatsPort, o.AdminPort, o.AdminAddr); err != nil {
+			return nil, err
+		}
+	}
 	return &bootstrap.Bootstrap{
-		Node: &core.Node{Id: o.Identity.NodeID(), Cluster: nodeCluster, Metadata: md},
+		StaticResources: static,
+		Node:            &core.Node{Id: o.Identity.NodeID(), Cluster: nodeCluster, Metadata: md},
 		// Many exact principals in one policy are merged into one regex, far faster to
 		// match than a list of matchers (see translate/authz/rule.go); Envoy's default
 		// regex program size limit (100) would reject it. These are Istio's bootstrap values.

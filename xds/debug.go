@@ -22,7 +22,7 @@ type SynczResponse struct {
 }
 
 // DebugHandler serves the debug API: /debug/syncz (with every configuration problem), /debug/config_dump, /debug/inputz,
-// /debug/mtlsz, /debug/describe, /debug/authz, /debug/pprof/, and also /metrics,
+// /debug/mtlsz, /debug/describe, /debug/authz, /debug/denials, /debug/observedz, /debug/pprof/, and also /metrics,
 // /healthz and /readyz. It shows every proxy's configuration (never key material) and
 // profiling data, and checks no credential: serve it on loopback, or behind
 // OperatorAuth.Protect over TLS.
@@ -81,6 +81,7 @@ func (s *Server) DebugHandler() http.Handler {
 		writeJSON(w, resp)
 	})
 	s.registerViews(mux)
+	s.registerAccessLog(mux)
 	mux.HandleFunc("/debug/authz", s.AuthzCheckHandler)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)

@@ -19,7 +19,7 @@ import (
 
 // The RBAC resource an operator needs, as kube-rbac-proxy checks it: verb get on
 // warden.io/debug in wardend's namespace, the endpoint as the resource name
-// ("config_dump", "syncz", "authz", "describe", "mtlsz", "inputz", "pprof", "metrics",
+// ("config_dump", "syncz", "authz", "describe", "mtlsz", "inputz", "denials", "observedz", "pprof", "metrics",
 // "csds"). deploy/20-rbac.yaml's ClusterRole warden-debug-reader grants it.
 const (
 	OperatorAPIGroup = "warden.io"

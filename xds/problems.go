@@ -69,8 +69,10 @@ func mergeProblems(inputDiags []watch.Diagnostic, perProxy map[string][]watch.Di
 			byDiag[d] = i
 			out = append(out, ConfigProblem{Diagnostic: d})
 		}
-		if proxy != "" && !slices.Contains(out[i].Proxies, proxy) {
-			out[i].Proxies = append(out[i].Proxies, proxy)
+		// One proxy's diagnostics are added together, so a repeat within them is
+		// the last entry: no scan of a list that may name every proxy.
+		if ps := out[i].Proxies; proxy != "" && (len(ps) == 0 || ps[len(ps)-1] != proxy) {
+			out[i].Proxies = append(ps, proxy)
 		}
 	}
 	for _, d := range inputDiags {

@@ -13,9 +13,11 @@ import (
 	"time"
 
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	alsv3 "github.com/envoyproxy/go-control-plane/envoy/service/accesslog/v3"
 	discovery "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
+	"golang.org/x/time/rate"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -46,6 +48,16 @@ type Options struct {
 	// OnProblems, when set, is called with every configuration problem (see Problems)
 	// each time the list changes; Kubernetes mode records them as Events.
 	OnProblems func([]ConfigProblem)
+	// AccessLog caps the window of access log entries proxies send (defaults when 0).
+	AccessLogEntries, AccessLogBytes int
+	// NoAccessLogs turns off the access loggers to wardend in every proxy's configuration.
+	NoAccessLogs bool
+	// AccessLogRate caps the access log entries wardend reads per second over all
+	// streams (DefaultAccessLogRate when 0, no cap when negative), so a flood of
+	// entries cannot take the CPU that xDS pushes need: a stream over the cap is read
+	// later, gRPC flow control holds the proxy's logger back, and Envoy drops what its
+	// buffer cannot hold (its stat access_logs.grpc_access_log.logs_dropped).
+	AccessLogRate float64
 }
 
 // proxy is one connected Envoy, keyed by node id.
@@ -58,8 +70,14 @@ type proxy struct {
 	// build serialises this proxy's snapshot builds, so its snapshots are set in input order.
 	build   sync.Mutex
 	lastErr string
+	// failed is set while the last build of this proxy failed (guarded by build); such a
+	// proxy is rebuilt by every push whatever its scope.
+	failed bool
 	// diags are the diagnostics of this proxy's last translation.
 	diags []watch.Diagnostic
+	// connectedAt is when the proxy's first stream of this connection bound (kept
+	// across a replaced stream): from then on its pod's requests go through it.
+	connectedAt time.Time
 }
 
 // Server is Warden's xDS server.
@@ -69,13 +87,22 @@ type Server struct {
 	cache   cache.SnapshotCache
 	tracker *Tracker
 
-	mu      sync.Mutex
-	input   *watch.Input
-	index   *translate.Index         // derived from input once, shared by every proxy's translation
-	rcache  *resourceCache           // hashes and SDS references of the index's resources
-	gen     uint64                   // bumped by every SetInput and Refresh
-	proxies map[string]*proxy        // by node id
-	streams map[int64]*streamBinding // by stream id
+	mu     sync.Mutex
+	input  *watch.Input
+	index  *translate.Index // derived from input once, shared by every proxy's translation
+	rcache *resourceCache   // hashes and SDS references of the index's resources
+	gen    uint64           // bumped by every SetInput and Refresh
+	// pending is the scope of the changes not yet pushed: the union of every SetInput's
+	// translate.ChangeScope (All after Refresh) since pushAll last took it.
+	pending translate.PushScope
+	// rcReuse counts the scoped inputs that kept rcache (bounded by maxRCacheReuse).
+	rcReuse int
+	// setInput serialises SetInput, which derives each index from the previous one.
+	setInput sync.Mutex
+	// translated counts proxy translations, for tests and benchmarks.
+	translated atomic.Int64
+	proxies    map[string]*proxy        // by node id
+	streams    map[int64]*streamBinding // by stream id
 
 	dirty chan struct{}
 	// logLimit bounds the log lines a proxy or a remote address can cause.
@@ -83,6 +110,10 @@ type Server struct {
 	// operators, when set, may read the whole fleet over CSDS.
 	operators atomic.Pointer[OperatorAuth]
 	problems  problemReporter
+	// window holds the access log entries proxies send (als.go).
+	window *AccessWindow
+	// alsLimit paces the reading of access log entries (Options.AccessLogRate).
+	alsLimit *rate.Limiter
 }
 
 type streamBinding struct {
@@ -111,6 +142,8 @@ func New(opts Options) *Server {
 	s := &Server{opts: opts, log: opts.Log, proxies: map[string]*proxy{}, streams: map[int64]*streamBinding{},
 		dirty: make(chan struct{}, 1), logLimit: NewRateLog(RateLogOptions{Every: logEvery, Burst: logBurst, MaxKeys: 4096})}
 	s.tracker = NewTracker(opts.Replica, opts.Now, opts.Metrics)
+	s.window = NewAccessWindow(opts.AccessLogEntries, opts.AccessLogBytes, opts.Metrics.Registry)
+	s.alsLimit = newALSLimiter(opts.AccessLogRate)
 	s.cache = &parkingCache{SnapshotCache: cache.NewSnapshotCache(true, cache.IDHash{}, nil), tracker: s.tracker}
 	return s
 }
@@ -125,15 +158,35 @@ func (s *Server) Input() *watch.Input {
 	return s.input
 }
 
+// maxRCacheReuse bounds how many scoped inputs in a row share one resourceCache, which
+// keeps (and so holds alive) the resources of every build it served.
+const maxRCacheReuse = 64
+
 // SetInput installs a new mesh snapshot; affected proxies are re-pushed asynchronously.
+// Only the proxies the change can affect (translate.ChangeScope) are re-translated; the
+// index and the resource cache are derived from the previous ones when the change is
+// scoped, so what did not change is neither rebuilt nor re-hashed.
 func (s *Server) SetInput(in *watch.Input) {
-	x := translate.NewIndex(in)
+	s.setInput.Lock()
+	defer s.setInput.Unlock()
 	s.mu.Lock()
-	s.input, s.index, s.rcache = in, x, newResourceCache()
-	s.gen++
-	gen := s.gen
+	prevIn, prevX, rc := s.input, s.index, s.rcache
 	s.mu.Unlock()
-	s.tracker.NewInput(gen)
+	sc := translate.ChangeScope(prevIn, in)
+	x := translate.NewIndexFrom(prevX, in, sc)
+	s.mu.Lock()
+	if sc.All || rc == nil || s.rcReuse >= maxRCacheReuse {
+		rc, s.rcReuse = newResourceCache(), 0
+	} else {
+		s.rcReuse++
+	}
+	s.input, s.index, s.rcache = in, x, rc
+	s.pending = s.pending.Union(sc)
+	s.gen++
+	// The tracker learns the generation before the input is visible outside (debug
+	// inputz), so nobody sees the new input with proxies still SYNCED on the old one.
+	s.tracker.NewInput(s.gen)
+	s.mu.Unlock()
 	s.reportProblems()
 	s.markDirty()
 }
@@ -141,10 +194,12 @@ func (s *Server) SetInput(in *watch.Input) {
 // Refresh re-evaluates every proxy (e.g. after certificates rotated).
 func (s *Server) Refresh() {
 	s.mu.Lock()
+	s.pending = translate.AllProxies("refresh")
 	s.gen++
-	gen := s.gen
+	// The tracker learns the generation before the input is visible outside (debug
+	// inputz), so nobody sees the new input with proxies still SYNCED on the old one.
+	s.tracker.NewInput(s.gen)
 	s.mu.Unlock()
-	s.tracker.NewInput(gen)
 	s.markDirty()
 }
 
@@ -178,6 +233,7 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 	gs := grpc.NewServer(opts...)
 	discovery.RegisterAggregatedDiscoveryServiceServer(gs, streamGuard{xs})
 	registerCSDS(gs, s)
+	alsv3.RegisterAccessLogServiceServer(gs, alsService{s: s})
 
 	go s.pushLoop(ctx)
 	errc := make(chan error, 1)
@@ -209,14 +265,29 @@ func (s *Server) pushLoop(ctx context.Context) {
 	}
 }
 
+// pushAll rebuilds the proxies the pending changes can affect, and the ones whose last
+// build failed or that have none yet; every other proxy's configuration is what a
+// rebuild would give, so it is only marked evaluated at the current generation.
 func (s *Server) pushAll(ctx context.Context) {
 	s.mu.Lock()
+	sc, gen := s.pending, s.gen
+	s.pending = translate.PushScope{}
 	ids := make([]string, 0, len(s.proxies))
-	for id := range s.proxies {
-		ids = append(ids, id)
+	var skipped []string
+	for id, p := range s.proxies {
+		if sc.Affects(p.ident.Namespace) || p.versions == nil {
+			ids = append(ids, id)
+		} else {
+			skipped = append(skipped, id)
+		}
 	}
 	s.mu.Unlock()
 	sort.Strings(ids)
+	for _, id := range skipped {
+		if !s.rebuildIfFailed(id, gen, sc) {
+			ids = append(ids, id)
+		}
+	}
 	start := s.opts.Now()
 	var pushed atomic.Int64
 	work := make(chan string)
@@ -247,8 +318,40 @@ func (s *Server) pushAll(ctx context.Context) {
 	wg.Wait()
 	s.reportProblems()
 	if len(ids) > 0 {
-		s.log.Info("configuration evaluated", "proxies", len(ids), "pushed", pushed.Load(), "took", s.opts.Now().Sub(start).Round(time.Microsecond))
+		s.log.Info("configuration evaluated", "proxies", len(ids)+len(skipped), "translated", len(ids), "pushed", pushed.Load(),
+			"scope", scopeForLog(sc), "took", s.opts.Now().Sub(start).Round(time.Microsecond))
 	}
+}
+
+// rebuildIfFailed marks an unaffected proxy evaluated at gen (its diagnostics naming
+// the moved objects' new Source) and reports true, or reports false when its last
+// build failed (it must be rebuilt).
+func (s *Server) rebuildIfFailed(id string, gen uint64, sc translate.PushScope) bool {
+	s.mu.Lock()
+	p := s.proxies[id]
+	s.mu.Unlock()
+	if p == nil {
+		return true
+	}
+	p.build.Lock()
+	defer p.build.Unlock()
+	if p.failed {
+		return false
+	}
+	if len(sc.Moved) > 0 {
+		s.mu.Lock()
+		p.diags = sc.MovedDiagnostics(p.diags)
+		s.mu.Unlock()
+	}
+	s.tracker.Evaluated(id, gen)
+	return true
+}
+
+func scopeForLog(sc translate.PushScope) string {
+	if sc.All {
+		return "all (" + sc.Reason + ")"
+	}
+	return fmt.Sprint(sc.SortedNamespaces())
 }
 
 // rebuild translates and sets one proxy's snapshot; it reports whether anything changed.
@@ -274,6 +377,9 @@ func (s *Server) rebuild(id string) (bool, error) {
 	if len(p.ident.IPs) > 0 {
 		tp.IP = p.ident.IPs[0]
 	}
+	tp.AccessLog = s.accessLogSink(p.node)
+	s.translated.Add(1)
+	p.failed = true // until this build is set
 	out := x.Translate(tp)
 	s.mu.Lock()
 	if cur := s.proxies[id]; cur == p {
@@ -294,6 +400,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 		return false, err
 	}
 	if len(decidePush(p.versions, b.versions)) == 0 {
+		p.failed = false
 		s.tracker.Evaluated(id, gen)
 		return false, nil
 	}
@@ -307,6 +414,7 @@ func (s *Server) rebuild(id string) (bool, error) {
 		p.versions = b.versions
 	}
 	s.mu.Unlock()
+	p.failed = false
 	s.tracker.Evaluated(id, gen)
 	return true, nil
 }
@@ -506,6 +614,9 @@ func (s *Server) bind(sid int64, b *streamBinding, node *core.Node) error {
 	}
 	p.streams = map[int64]bool{sid: true}
 	p.ident, p.node = b.ident, ni
+	if p.connectedAt.IsZero() {
+		p.connectedAt = s.opts.Now()
+	}
 	s.mu.Unlock()
 	for _, ob := range old {
 		s.opts.Metrics.replacedStreams.Inc()

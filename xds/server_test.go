@@ -35,7 +35,7 @@ type testServer struct {
 	srv    *Server
 }
 
-func startServer(t *testing.T, opts ...func(*Options)) *testServer {
+func startServer(t testing.TB, opts ...func(*Options)) *testServer {
 	t.Helper()
 	dir := t.TempDir()
 	ca, err := certs.LoadOrCreateCA(dir, "cluster.local", time.Now)
@@ -94,7 +94,7 @@ func (ts *testServer) stream(t *testing.T, token string, node Identity) discover
 	return st
 }
 
-func (ts *testServer) token(t *testing.T, id Identity) string {
+func (ts *testServer) token(t testing.TB, id Identity) string {
 	t.Helper()
 	tok, err := ts.signer.Sign(certs.TokenClaims{Namespace: id.Namespace, ServiceAccount: id.ServiceAccount, Pod: id.Pod}, time.Hour, time.Now())
 	if err != nil {

@@ -390,6 +390,16 @@ func (rc *resourceCache) setParts(typ, key string, shared, own []types.Resource)
 
 // referenced returns the part of set named in refs (set itself when that is all of it).
 func (rc *resourceCache) referenced(set *typeSet, refs map[string]bool, typ string) (*typeSet, error) {
+	all := true
+	for name := range set.plain {
+		if !refs[name] {
+			all = false
+			break
+		}
+	}
+	if all {
+		return set, nil
+	}
 	keep := make([]types.Resource, 0, len(set.items))
 	for name, r := range set.plain {
 		if refs[name] {

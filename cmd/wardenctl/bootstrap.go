@@ -131,6 +131,7 @@ func newBootstrapCmd() *cobra.Command {
 		server, trustDomain, wardendNS, serverName string
 		out, tokenFile, rootCert                   string
 		delta, gateway, signToken                  bool
+		statsPort                                  uint32
 	)
 	cmd := &cobra.Command{
 		Use:   "bootstrap",
@@ -176,7 +177,7 @@ audience. In directory mode, --sign-token signs a token with the state directory
 			}
 			b, err := xds.Bootstrap(xds.BootstrapOptions{
 				Identity: id, Labels: id.Labels, IPs: id.IPs, Gateway: gateway, Server: server, ServerName: serverName,
-				RootPEM: rootPEM, TokenFile: tokenFile, Delta: delta,
+				RootPEM: rootPEM, TokenFile: tokenFile, Delta: delta, StatsPort: statsPort,
 			})
 			if err != nil {
 				return err
@@ -208,6 +209,7 @@ audience. In directory mode, --sign-token signs a token with the state directory
 	f.StringVar(&rootCert, "root-cert", "", "the mesh root certificate (PEM) to pin; default: from the state directory")
 	f.BoolVar(&delta, "delta", false, "use incremental (delta) xDS instead of state-of-the-world")
 	f.BoolVar(&gateway, "gateway", false, "bootstrap an ingress gateway rather than a sidecar (wardend serves it as one only if its Pod object is a gateway's: label istio: ingressgateway or egressgateway, or annotation inject.istio.io/templates: gateway)")
+	f.Uint32Var(&statsPort, "stats-port", xds.DefaultStatsPort, "serve Envoy's own stats for scraping on 0.0.0.0:<port>/stats/prometheus (nothing else of the admin); 0: none")
 	f.StringVarP(&out, "output", "o", "", "write to this file (mode 0600, owned by --token-owner when set) instead of stdout")
 	return cmd
 }

@@ -23,6 +23,9 @@ func newCheckCmd() *cobra.Command {
 		server, dir string
 		output      *outputFormat
 		timeout     time.Duration
+		observed    bool
+		file        string
+		since       time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "check POD.NAMESPACE",
@@ -32,14 +35,40 @@ ALLOW or DENY with the deciding policy and rule (or "no ALLOW policy matched"), 
 provider that would be asked, AUDIT matches, and what dry-run policies would have decided.
 
 wardend evaluates the same compiled policies it turned into the proxy's RBAC filters, so the
-answer is what Envoy does. With --config-dir the evaluation runs offline on manifest files.`,
+answer is what Envoy does. With --config-dir the evaluation runs offline on manifest files.
+
+--observed -f policy.yaml previews a change before it is applied: it replays the HTTP
+requests of wardend's access log window (--since) through the policies of --config-dir
+(the manifests wardend serves) and through the same with policy.yaml's objects added or
+replacing those of the same kind, namespace and name, and lists each caller -> workload
+pair whose decision flips (ALLOW -> DENY or DENY -> ALLOW) with its request count. The
+window holds denials, dry-run denials and plaintext requests of PERMISSIVE ports; with
+the MeshConfig's accessLogFile set it holds every request.`,
 		Example: `  wardenctl check webapp.istioinaction --from-pod sleep.default --path /hello/world
   wardenctl check catalog.istioinaction --from cluster.local/ns/istioinaction/sa/webapp --method POST --path /items
-  wardenctl check httpbin.foo --from-pod sleep.foo --header x-token=abc --claims '{"iss":"https://idp","sub":"u1"}'`,
-		Args: cobra.ExactArgs(1),
+  wardenctl check httpbin.foo --from-pod sleep.foo --header x-token=abc --claims '{"iss":"https://idp","sub":"u1"}'
+  wardenctl check --observed -f new-policy.yaml --config-dir ./mesh --since 1h`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := output.check(); err != nil {
 				return err
+			}
+			if observed {
+				if file == "" || dir == "" {
+					return fmt.Errorf("--observed needs -f (the change) and --config-dir (the manifests wardend serves)")
+				}
+				if len(args) != 0 {
+					return fmt.Errorf("--observed replays every workload's requests: give no POD.NAMESPACE")
+				}
+				r, err := previewObserved(server, timeout, since, dir, file)
+				if err != nil {
+					return err
+				}
+				w := cmd.OutOrStdout()
+				return output.print(w, r, func() error { printPreview(w, r); return nil })
+			}
+			if len(args) != 1 {
+				return fmt.Errorf("want POD.NAMESPACE")
 			}
 			if _, _, ok := strings.Cut(args[0], "."); !ok {
 				return fmt.Errorf("%q: want POD.NAMESPACE", args[0])
@@ -86,6 +115,9 @@ answer is what Envoy does. With --config-dir the evaluation runs offline on mani
 	f.StringVar(&dir, "config-dir", "", "evaluate offline from the manifests in this directory instead of asking wardend")
 	output = addOutputFlag(f, "text")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
+	f.BoolVar(&observed, "observed", false, "preview -f's change on the requests of wardend's access log window")
+	f.StringVarP(&file, "file", "f", "", "with --observed: manifests of the new or changed policies")
+	f.DurationVar(&since, "since", time.Hour, "with --observed: the access log entries newer than this")
 	return cmd
 }
 

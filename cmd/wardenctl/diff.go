@@ -72,16 +72,18 @@ func envoyResources(dump []byte) (map[string]map[string]envoyRes, error) {
 		return nil, fmt.Errorf("envoy config_dump: %w", err)
 	}
 	out := map[string]map[string]envoyRes{"CDS": {}, "LDS": {}, "RDS": {}, "EDS": {}, "SDS": {}}
-	type entry struct {
-		Name        string          `json:"name"`
+	type listenerState struct {
 		VersionInfo string          `json:"version_info"`
-		Cluster     json.RawMessage `json:"cluster"`
-		RouteConfig json.RawMessage `json:"route_config"`
-		EndpointCfg json.RawMessage `json:"endpoint_config"`
-		ActiveState *struct {
-			VersionInfo string          `json:"version_info"`
-			Listener    json.RawMessage `json:"listener"`
-		} `json:"active_state"`
+		Listener    json.RawMessage `json:"listener"`
+	}
+	type entry struct {
+		Name         string          `json:"name"`
+		VersionInfo  string          `json:"version_info"`
+		Cluster      json.RawMessage `json:"cluster"`
+		RouteConfig  json.RawMessage `json:"route_config"`
+		EndpointCfg  json.RawMessage `json:"endpoint_config"`
+		ActiveState  *listenerState  `json:"active_state"`
+		WarmingState *listenerState  `json:"warming_state"`
 	}
 	add := func(typ, nameField string, version string, raw json.RawMessage) error {
 		if len(raw) == 0 {
@@ -107,13 +109,23 @@ func envoyResources(dump []byte) (map[string]map[string]envoyRes, error) {
 		var err error
 		switch {
 		case strings.HasSuffix(typ, "ClustersConfigDump"):
-			for _, e := range list("dynamic_active_clusters") {
-				err = add("CDS", "name", e.VersionInfo, e.Cluster)
+			// A warming cluster or listener is what Envoy accepted last (it ACKs before
+			// warming ends); it replaces the active one once warm.
+			for _, key := range []string{"dynamic_active_clusters", "dynamic_warming_clusters"} {
+				for _, e := range list(key) {
+					if err == nil {
+						err = add("CDS", "name", e.VersionInfo, e.Cluster)
+					}
+				}
 			}
 		case strings.HasSuffix(typ, "ListenersConfigDump"):
 			for _, e := range list("dynamic_listeners") {
-				if e.ActiveState != nil {
-					err = add("LDS", "name", e.ActiveState.VersionInfo, e.ActiveState.Listener)
+				st := e.ActiveState
+				if e.WarmingState != nil {
+					st = e.WarmingState
+				}
+				if st != nil && err == nil {
+					err = add("LDS", "name", st.VersionInfo, st.Listener)
 				}
 			}
 		case strings.HasSuffix(typ, "RoutesConfigDump"):
@@ -218,6 +230,11 @@ func covers(want, got any) bool {
 		}
 		return true
 	default:
+		// Envoy's admin redacts sensitive fields (a token file's path among them), so
+		// a redacted value stands for whatever wardend sent.
+		if got == "[redacted]" {
+			return true
+		}
 		return reflect.DeepEqual(want, got)
 	}
 }

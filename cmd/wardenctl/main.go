@@ -29,7 +29,7 @@ func newRoot() *cobra.Command {
 	addConnFlags(root.PersistentFlags(), conn)
 	root.AddCommand(newBootstrapCmd(), newTokenCmd(), newStatusCmd(), capture.NewCommand())
 	root.AddCommand(newCheckCmd())
-	root.AddCommand(newMTLSCmd(), newDescribeCmd(), newAnalyzeCmd())
+	root.AddCommand(newMTLSCmd(), newDescribeCmd(), newAnalyzeCmd(), newDenialsCmd())
 	return root
 }
 

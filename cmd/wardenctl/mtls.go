@@ -4,7 +4,9 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"sort"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -18,8 +20,8 @@ func newMTLSCmd() *cobra.Command {
 	var (
 		server, namespace string
 		output            *outputFormat
-		all               bool
-		timeout           time.Duration
+		all, observed     bool
+		since, timeout    time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "mtls",
@@ -29,7 +31,21 @@ PERMISSIVE or DISABLE), the PeerAuthentication that decided it ("(mesh default)"
 none does), and whether the workload has a proxy and whether it is connected now.
 
 A workload without a sidecar enforces nothing whatever its mode; an ingress gateway's
-listeners come from Gateway servers, not from PeerAuthentication.`,
+listeners come from Gateway servers, not from PeerAuthentication.
+
+--observed adds what the proxies' access logs showed per port over --since: the
+callers seen over mTLS (by identity) and over plaintext (by address), and a warning
+for a PERMISSIVE port that still sees plaintext callers, which is what to check before
+switching it to STRICT. Every plaintext request to a PERMISSIVE port is logged to
+wardend; mTLS requests are seen only when the MeshConfig sets accessLogFile (full
+access logs) or when they are denied.
+
+A plaintext caller stops showing once it is meshed: its plaintext requests to a port
+move to the MESHED column (and stop warning) when they are older than a later request
+from the same address to that port over mTLS, or older than the connection of a
+sidecar whose pod holds that address (the proven pod IPs). Plaintext requests sent
+after both still show. A caller recreated with a new address shows under its old one
+until --since passes.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := output.check(); err != nil {
@@ -44,6 +60,9 @@ listeners come from Gateway servers, not from PeerAuthentication.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
+			if observed {
+				return printObserved(w, output, server, ns, since, timeout, resp.Workloads)
+			}
 			return output.print(w, resp.Workloads, func() error {
 				if len(resp.Workloads) == 0 {
 					where := "namespace " + ns
@@ -64,7 +83,77 @@ listeners come from Gateway servers, not from PeerAuthentication.`,
 	f.StringVarP(&namespace, "namespace", "n", "default", "namespace of the workloads")
 	f.BoolVarP(&all, "all-namespaces", "A", false, "workloads of every namespace")
 	f.DurationVar(&timeout, "timeout", 5*time.Second, "how long to wait for wardend")
+	f.BoolVar(&observed, "observed", false, "add the mTLS and plaintext callers the access logs showed per port")
+	f.DurationVar(&since, "since", 10*time.Minute, "with --observed: the access log entries newer than this")
 	return cmd
+}
+
+// observedView is `mtls --observed -o json`: the intended modes and what was seen.
+type observedView struct {
+	Workloads []translate.WorkloadMTLS `json:"workloads"`
+	Observed  []xds.ObservedPort       `json:"observed"`
+	Warnings  []string                 `json:"warnings,omitempty"`
+}
+
+func printObserved(w io.Writer, output *outputFormat, server, ns string, since, timeout time.Duration, rows []translate.WorkloadMTLS) error {
+	q := url.Values{}
+	q.Set("namespace", ns)
+	if since > 0 {
+		q.Set("since", since.String())
+	}
+	var obs xds.ObservedResponse
+	if err := viewFetch(server, "/debug/observedz?"+q.Encode(), timeout, &obs); err != nil {
+		return err
+	}
+	v := observedView{Workloads: rows, Observed: obs.Ports, Warnings: observedWarnings(rows, obs.Ports)}
+	return output.print(w, v, func() error {
+		printMTLSTable(w, rows)
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 0, 3, ' ', 0)
+		fmt.Fprintln(tw, "NAME\tPORT\tMTLS CALLERS\tPLAINTEXT CALLERS\tMESHED (PLAINTEXT BEFORE)")
+		for _, p := range obs.Ports {
+			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", p.Proxy, p.Port, callerList(p.MTLS), callerList(p.Plaintext), callerList(p.Meshed))
+		}
+		tw.Flush()
+		for _, warn := range v.Warnings {
+			fmt.Fprintln(w, "WARNING: "+warn)
+		}
+		return nil
+	})
+}
+
+// observedWarnings names each PERMISSIVE port that plaintext callers still reach.
+func observedWarnings(rows []translate.WorkloadMTLS, obs []xds.ObservedPort) []string {
+	mode := map[string]string{}
+	for _, r := range rows {
+		for _, p := range r.Ports {
+			mode[r.Name+"."+r.Namespace+":"+strconv.FormatUint(uint64(p.Port), 10)] = p.Mode
+		}
+	}
+	var out []string
+	for _, p := range obs {
+		m := mode[p.Proxy+":"+strconv.FormatUint(uint64(p.Port), 10)]
+		if len(p.Plaintext) > 0 && m == "PERMISSIVE" {
+			out = append(out, fmt.Sprintf("%s port %d is PERMISSIVE and still has plaintext callers (%s): switching it to STRICT would refuse them",
+				p.Proxy, p.Port, callerList(p.Plaintext)))
+		}
+	}
+	return out
+}
+
+func callerList(m map[string]int) string {
+	if len(m) == 0 {
+		return "-"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for i, k := range keys {
+		keys[i] = fmt.Sprintf("%s (%d)", k, m[k])
+	}
+	return strings.Join(keys, ", ")
 }
 
 // printMTLSTable prints one row per workload; ports with another decision than the

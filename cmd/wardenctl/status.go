@@ -1,11 +1,13 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -29,8 +31,11 @@ func newStatusCmd() *cobra.Command {
 SYNCED (acknowledged the current version), STALE (sent or due but not yet acknowledged; the
 age says how long), NOT SENT, or ERROR (Envoy rejected it; the reason is shown).
 
-With several wardend replicas, name them all (--server a,b): each proxy is shown once,
-from the replica it is connected to. With POD.NAMESPACE, the per-type detail is shown;
+With several wardend replicas, name them all (--server a,b,c, or --server repeated):
+they are asked at once and each proxy is shown once, from the replica it is connected
+to most recently (the WARDEND column). A replica that does not answer is an ERROR line
+after the table (on stderr with -o json|yaml); the others' proxies are still shown, and
+the exit code is 4 (3 when --fail-unsynced finds a proxy not SYNCED). With POD.NAMESPACE, the per-type detail is shown;
 add --envoy-admin URL (or --envoy-config-dump FILE, "-" for stdin) to compare what
 wardend intends with what that Envoy actually holds.`,
 		Example: `  wardenctl status
@@ -40,9 +45,9 @@ wardend intends with what that Envoy actually holds.`,
     wardenctl status webapp.istioinaction --envoy-config-dump -`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			resp, owner, err := fetchAll(servers, timeout)
-			if err != nil {
-				return err
+			resp, owner, down := fetchReplicas(servers, timeout)
+			if len(down) == len(servers) {
+				return errors.Join(down...)
 			}
 			proxies := resp.Proxies
 			if len(args) == 1 {
@@ -53,7 +58,8 @@ wardend intends with what that Envoy actually holds.`,
 					}
 				}
 				if len(proxies) == 0 {
-					return fmt.Errorf("proxy %s is not connected to wardend at %s", args[0], strings.Join(servers, ", "))
+					return errors.Join(append([]error{fmt.Errorf("proxy %s is not connected to wardend at %s",
+						args[0], strings.Join(servers, ", "))}, down...)...)
 				}
 			}
 			var diffs []typeDiff
@@ -91,9 +97,13 @@ wardend intends with what that Envoy actually holds.`,
 				if len(resp.Diagnostics) > 0 && len(args) == 0 {
 					printProblems(w, resp.Diagnostics)
 				}
+				printUnreachable(w, down)
 				return nil
 			}); err != nil {
 				return err
+			}
+			if !output.isHuman() { // the JSON stays one document; the errors go to stderr
+				printUnreachable(cmd.ErrOrStderr(), down)
 			}
 			if failUnsynced {
 				var bad []string
@@ -111,6 +121,9 @@ wardend intends with what that Envoy actually holds.`,
 					return &exitError{code: 3, msg: fmt.Sprintf("not SYNCED: %s", strings.Join(bad, ", "))}
 				}
 			}
+			if len(down) > 0 {
+				return &exitError{code: 4, msg: fmt.Sprintf("%d of %d wardend replica(s) unreachable", len(down), len(servers))}
+			}
 			return nil
 		},
 	}
@@ -124,18 +137,37 @@ wardend intends with what that Envoy actually holds.`,
 	return cmd
 }
 
-// fetchAll reads every replica's status and shows each proxy once: from the replica it
-// connected to most recently (a proxy that moved keeps no stale row). owner maps proxy
-// id to that replica.
+// fetchAll is fetchReplicas for commands that need every replica: an unreachable one
+// is an error.
 func fetchAll(servers []string, timeout time.Duration) (*xds.SynczResponse, map[string]string, error) {
-	merged := &xds.SynczResponse{}
-	owner := map[string]string{}
+	merged, owner, down := fetchReplicas(servers, timeout)
+	if len(down) > 0 {
+		return nil, nil, errors.Join(down...)
+	}
+	return merged, owner, nil
+}
+
+// fetchReplicas reads every replica's status (all at once) and shows each proxy once:
+// from the replica it connected to most recently (a proxy that moved keeps no stale
+// row). owner maps proxy id to that replica's server address; down holds one error per
+// replica that did not answer, whose proxies are then missing from merged.
+func fetchReplicas(servers []string, timeout time.Duration) (merged *xds.SynczResponse, owner map[string]string, down []error) {
+	merged = &xds.SynczResponse{}
+	owner = map[string]string{}
 	byID := map[string]xds.ProxyStatus{}
 	seenDiag := map[string]int{} // index in merged.Diagnostics
-	for _, srv := range servers {
-		r, err := fetchSyncz(srv, timeout)
+	resps := make([]*xds.SynczResponse, len(servers))
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, srv := range servers {
+		wg.Go(func() { resps[i], errs[i] = fetchSyncz(srv, timeout) })
+	}
+	wg.Wait()
+	for i, srv := range servers {
+		r, err := resps[i], errs[i]
 		if err != nil {
-			return nil, nil, err
+			down = append(down, fmt.Errorf("wardend at %s: %w", srv, err))
+			continue
 		}
 		for _, p := range r.Proxies {
 			if cur, ok := byID[p.ID]; !ok || p.ConnectedAt.After(cur.ConnectedAt) {
@@ -167,7 +199,17 @@ func fetchAll(servers []string, timeout time.Duration) (*xds.SynczResponse, map[
 		}
 		return a.Name < b.Name
 	})
-	return merged, owner, nil
+	return merged, owner, down
+}
+
+// printUnreachable prints one line per replica that did not answer.
+func printUnreachable(w io.Writer, down []error) {
+	if len(down) > 0 {
+		fmt.Fprintln(w)
+	}
+	for _, err := range down {
+		fmt.Fprintf(w, "ERROR: %v (its proxies are not shown)\n", err)
+	}
 }
 
 func fetchSyncz(server string, timeout time.Duration) (*xds.SynczResponse, error) {

@@ -105,3 +105,77 @@ func TestStatusShowsProblemsWithProxies(t *testing.T) {
 		t.Errorf("status output:\n%s\nwant it to end with:\n%s", out.String(), want)
 	}
 }
+
+// TestStatusReportsUnreachableReplica: a replica that does not answer is one ERROR
+// line; the proxies of the others are still shown, once each with the replica serving
+// them, and the exit code says a replica is missing.
+func TestStatusReportsUnreachableReplica(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	a := replica(t, "wardend-a", proxyOn("web-0", "wardend-a", t0, xds.StatusSynced))
+	b := replica(t, "wardend-b", proxyOn("db-0", "wardend-b", t0, xds.StatusSynced))
+	dead := loopbackDead(t)
+	for _, args := range [][]string{
+		{"--server", a + "," + dead + "," + b},
+		{"--server", a, "--server", dead, "--server", b}, // the flag repeated
+	} {
+		var out, errOut bytes.Buffer
+		cmd := newRoot()
+		cmd.SetOut(&out)
+		cmd.SetErr(&errOut)
+		cmd.SetArgs(append([]string{"status"}, args...))
+		err := cmd.Execute()
+		if exitCode(err) != 4 {
+			t.Fatalf("%v: got %v (exit %d), want exit 4\n%s", args, err, exitCode(err), out.String())
+		}
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		var rows, errLines []string
+		for _, l := range lines {
+			switch {
+			case strings.HasPrefix(l, "web-0.shop"), strings.HasPrefix(l, "db-0.shop"):
+				rows = append(rows, l)
+			case strings.HasPrefix(l, "ERROR: "):
+				errLines = append(errLines, l)
+			}
+		}
+		if len(rows) != 2 || !strings.Contains(out.String(), "wardend-a") || !strings.Contains(out.String(), "wardend-b") {
+			t.Errorf("%v: want web-0 and db-0 once each with their replica:\n%s", args, out.String())
+		}
+		if len(errLines) != 1 || !strings.Contains(errLines[0], "wardend at "+dead) {
+			t.Errorf("%v: want one ERROR line naming %s:\n%s", args, dead, out.String())
+		}
+	}
+
+	// -o json: the document holds the reachable replicas' proxies, the error goes to stderr.
+	var out, errOut bytes.Buffer
+	cmd := newRoot()
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"status", "--server", dead + "," + a, "-o", "json"})
+	if err := cmd.Execute(); exitCode(err) != 4 {
+		t.Fatalf("-o json: got %v, want exit 4", err)
+	}
+	var rows []statusRow
+	if err := json.Unmarshal(out.Bytes(), &rows); err != nil || len(rows) != 1 || rows[0].Wardend != "wardend-a" {
+		t.Fatalf("-o json: %v %+v\n%s", err, rows, out.String())
+	}
+	if !strings.Contains(errOut.String(), "ERROR: wardend at "+dead) {
+		t.Fatalf("-o json: stderr %q, want the unreachable replica", errOut.String())
+	}
+
+	// Every replica down: an error, nothing to show.
+	cmd = newRoot()
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"status", "--server", dead})
+	if err := cmd.Execute(); err == nil || !strings.Contains(err.Error(), dead) {
+		t.Fatalf("all replicas down: got %v", err)
+	}
+}
+
+// loopbackDead is a loopback address nothing listens on.
+func loopbackDead(t *testing.T) string {
+	t.Helper()
+	srv := httptest.NewServer(http.NotFoundHandler())
+	addr := strings.TrimPrefix(srv.URL, "http://")
+	srv.Close()
+	return addr
+}

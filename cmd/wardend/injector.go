@@ -17,11 +17,14 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/leaderelection"
+	"k8s.io/client-go/tools/leaderelection/resourcelock"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/wardenmesh/warden/inject"
@@ -81,6 +84,9 @@ type injector struct {
 	cmLister corelisters.ConfigMapLister
 	synced   func() bool // both informers have listed once
 	queue    workqueue.TypedRateLimitingInterface[string]
+
+	// published is closed once the writers have stopped and the Lease is released.
+	published chan struct{}
 }
 
 // waitForSync waits until both informers have listed once, warning every 30 s while
@@ -108,8 +114,9 @@ func (in *injector) waitForSync(ctx context.Context) bool {
 // startInjector starts the namespace and root-ConfigMap informers and runs the root
 // publisher (once they have synced), the caBundle keeper and (with --inject-addr) the
 // webhook in the background until ctx ends. serverCert is wardend's serving certificate.
+// released is closed once, after ctx ended, the writers stopped and the Lease was released.
 func startInjector(ctx context.Context, o options, client kubernetes.Interface, root []byte,
-	serverCert func() (*tls.Certificate, error), log *slog.Logger, errc chan<- error) (*http.Server, error) {
+	serverCert func() (*tls.Certificate, error), log *slog.Logger, errc chan<- error) (hs *http.Server, released <-chan struct{}, err error) {
 	in := &injector{client: client, opts: o.inject, cfg: injectConfig(o), root: root, log: log.With("component", "injector"),
 		queue: workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())}
 	nsf := informers.NewSharedInformerFactoryWithOptions(client, 0,
@@ -136,32 +143,30 @@ func startInjector(ctx context.Context, o options, client kubernetes.Interface, 
 	}
 	if _, err := nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueueNS, UpdateFunc: func(_, n any) { enqueueNS(n) }}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if _, err := cmInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc: enqueueCM, UpdateFunc: func(_, n any) { enqueueCM(n) }, DeleteFunc: enqueueCM}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	nsf.Start(ctx.Done())
 	cmf.Start(ctx.Done())
 	in.synced = func() bool { return nsInf.Informer().HasSynced() && cmInf.Informer().HasSynced() }
 	go func() { <-ctx.Done(); in.queue.ShutDown() }()
-	// Nothing here holds up xDS: the publisher starts once its caches are complete, and
-	// the webhook reads a namespace it cannot find in them from the API server.
+	// Nothing here holds up xDS: the writers run on the one replica holding the Lease
+	// publisherLease, once its caches are complete, and the webhook reads a namespace it
+	// cannot find in them from the API server.
+	in.published = make(chan struct{})
 	go func() {
-		if in.waitForSync(ctx) {
-			in.publishRoots(ctx)
-		}
+		defer close(in.published)
+		in.lead(ctx, o.namespace, o.replica, in.publish)
 	}()
-	if in.opts.webhook != "" {
-		go in.keepCABundle(ctx)
-	}
 	if in.opts.addr == "" {
-		return nil, nil
+		return nil, in.published, nil
 	}
 	lis, err := net.Listen("tcp", in.opts.addr)
 	if err != nil {
-		return nil, fmt.Errorf("inject listen %s: %w", in.opts.addr, err)
+		return nil, nil, fmt.Errorf("inject listen %s: %w", in.opts.addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/inject", &inject.Handler{Config: in.cfg, Namespaces: in.namespaceLabels, Log: in.log})
@@ -169,7 +174,66 @@ func startInjector(ctx context.Context, o options, client kubernetes.Interface, 
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return serverCert() }})
 	in.log.Info("sidecar injection webhook serving", "addr", lis.Addr().String(), "path", "/inject",
 		"proxyImage", in.cfg.ProxyImage, "initImage", in.cfg.InitImage, "xds", in.cfg.XDSAddress)
-	return serveHTTP(tlis, mux, errc), nil
+	return serveHTTP(tlis, mux, errc), in.published, nil
+}
+
+// publisherLease elects the one replica that writes the root ConfigMaps and the
+// webhook's caBundle. Every replica serves the same root from the shared CA Secret, so
+// any one of them may write; only one does, so that two replicas holding different
+// roots (a rollout after cacerts was plugged in) take turns by Lease instead of
+// overwriting each other at API speed.
+const publisherLease = "wardend-publisher"
+
+// lead campaigns for publisherLease as identity until ctx ends, running work with a
+// context that ends when the Lease is lost; the Lease is released when ctx ends.
+func (in *injector) lead(ctx context.Context, namespace, identity string, work func(context.Context)) {
+	for ctx.Err() == nil {
+		elector, err := leaderelection.NewLeaderElector(leaderelection.LeaderElectionConfig{
+			Lock: &resourcelock.LeaseLock{
+				LeaseMeta:  metav1.ObjectMeta{Namespace: namespace, Name: publisherLease},
+				Client:     in.client.CoordinationV1(),
+				LockConfig: resourcelock.ResourceLockConfig{Identity: identity},
+			},
+			LeaseDuration:   15 * time.Second,
+			RenewDeadline:   10 * time.Second,
+			RetryPeriod:     2 * time.Second,
+			ReleaseOnCancel: true,
+			Name:            publisherLease,
+			Callbacks: leaderelection.LeaderCallbacks{
+				OnStartedLeading: func(lctx context.Context) {
+					in.log.Info("publishing the mesh root (holding the Lease)", "lease", namespace+"/"+publisherLease)
+					work(lctx)
+				},
+				OnStoppedLeading: func() {},
+			},
+		})
+		if err != nil { // a configuration error: never at run time
+			in.log.Error("publisher lease", "err", err)
+			return
+		}
+		elector.Run(ctx) // returns when the Lease is lost or ctx ends
+	}
+}
+
+// publish is the Lease holder's work: the caBundle keeper and the root publisher,
+// until lctx ends.
+func (in *injector) publish(lctx context.Context) {
+	if in.opts.webhook != "" {
+		go in.keepCABundle(lctx)
+	}
+	if !in.waitForSync(lctx) {
+		return
+	}
+	// What changed while another replica held the Lease is in no queue: look at all.
+	nss, err := in.nsLister.List(labels.Everything())
+	if err == nil {
+		for _, ns := range nss {
+			in.queue.Add(ns.Name)
+		}
+	}
+	stop := context.AfterFunc(lctx, func() { in.queue.Add("") }) // wakes publishRoots
+	defer stop()
+	in.publishRoots(lctx)
 }
 
 // stripForInjector drops what the injector never reads (managed fields) from cached objects.
@@ -209,6 +273,15 @@ func (in *injector) publishRoots(ctx context.Context) {
 		ns, shutdown := in.queue.Get()
 		if shutdown {
 			return
+		}
+		if ctx.Err() != nil { // the Lease was lost: the next holder looks at every namespace
+			in.queue.Forget(ns)
+			in.queue.Done(ns)
+			return
+		}
+		if ns == "" {
+			in.queue.Done(ns)
+			continue
 		}
 		err := in.publishRoot(ctx, ns)
 		switch {

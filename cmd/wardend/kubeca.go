@@ -97,6 +97,10 @@ func (s *caSecrets) ensure(ctx context.Context) (plugged, own *corev1.Secret, er
 	}
 	s.log.Info("mesh CA Secret missing or incomplete; electing the replica that creates it",
 		"secret", s.namespace+"/"+caSecret, "lease", s.namespace+"/"+caLease)
+	poll := s.poll
+	if poll == 0 {
+		poll = time.Second
+	}
 	ectx, stop := context.WithCancel(ctx)
 	defer stop()
 	created := make(chan error, 1)
@@ -112,7 +116,7 @@ func (s *caSecrets) ensure(ctx context.Context) (plugged, own *corev1.Secret, er
 		ReleaseOnCancel: true,
 		Name:            caLease,
 		Callbacks: leaderelection.LeaderCallbacks{
-			OnStartedLeading: func(lctx context.Context) { created <- s.create(lctx) },
+			OnStartedLeading: func(lctx context.Context) { created <- s.createUntilComplete(lctx, poll) },
 			OnStoppedLeading: func() {},
 		},
 	})
@@ -120,11 +124,6 @@ func (s *caSecrets) ensure(ctx context.Context) (plugged, own *corev1.Secret, er
 		return nil, nil, fmt.Errorf("mesh CA lease: %w", err)
 	}
 	go elector.Run(ectx)
-
-	poll := s.poll
-	if poll == 0 {
-		poll = time.Second
-	}
 	tick := time.NewTicker(poll)
 	defer tick.Stop()
 	for {
@@ -171,6 +170,25 @@ func complete(plugged, own *corev1.Secret) bool {
 	return plugged != nil || (len(own.Data[rootCertKey]) > 0 && len(own.Data[rootKeyKey]) > 0)
 }
 
+// createUntilComplete runs on the Lease holder: it writes caSecret until it is complete,
+// since a write that lost a race (a conflict) leaves that to the next attempt.
+func (s *caSecrets) createUntilComplete(ctx context.Context, poll time.Duration) error {
+	for {
+		if err := s.create(ctx); err != nil {
+			return err
+		}
+		plugged, own, err := s.read(ctx)
+		if err != nil || complete(plugged, own) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil // the Lease was lost or wardend stops: the waiting loop decides
+		case <-time.After(poll):
+		}
+	}
+}
+
 // create runs on the Lease holder: it adds whatever caSecret lacks, never replacing
 // a key that exists (another replica may already use it).
 func (s *caSecrets) create(ctx context.Context) error {
@@ -200,7 +218,10 @@ func (s *caSecrets) create(ctx context.Context) error {
 		own.Data = data
 		_, err = s.client.CoreV1().Secrets(s.namespace).Update(ctx, own, metav1.UpdateOptions{})
 	}
-	if err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsConflict(err) {
+	if apierrors.IsAlreadyExists(err) || apierrors.IsConflict(err) {
+		return nil // another writer was first: read again
+	}
+	if err != nil {
 		return fmt.Errorf("write Secret %s/%s: %w", s.namespace, caSecret, err)
 	}
 	s.log.Info("mesh CA Secret written", "secret", s.namespace+"/"+caSecret, "selfSignedRoot", plugged == nil)

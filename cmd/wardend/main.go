@@ -36,10 +36,14 @@ type options struct {
 	namespace   string
 	replica     string
 	certTTL     time.Duration
-	logLevel    string
-	serverNames []string
-	kube        kubeOptions
-	inject      injectOptions
+	// access logs from the proxies (xds/als.go)
+	accessLogs                       bool
+	accessLogEntries, accessLogBytes int
+	accessLogRate                    float64
+	logLevel                         string
+	serverNames                      []string
+	kube                             kubeOptions
+	inject                           injectOptions
 }
 
 func main() {
@@ -69,6 +73,10 @@ func main() {
 	f.StringVar(&o.namespace, "namespace", "warden-system", "wardend's own namespace (part of its SPIFFE ID)")
 	f.StringVar(&o.replica, "replica", host, "this replica's name, shown in `wardenctl status`")
 	f.DurationVar(&o.certTTL, "workload-cert-ttl", 24*time.Hour, "lifetime of workload certificates (rotated at half life)")
+	f.BoolVar(&o.accessLogs, "access-logs", true, "configure every sidecar to send denials, dry-run denials and plaintext requests to wardend's access log service (MeshConfig accessLogFile: everything)")
+	f.IntVar(&o.accessLogEntries, "access-log-window-entries", xds.DefaultWindowEntries, "most access log entries wardend keeps (the oldest are pushed out and counted)")
+	f.IntVar(&o.accessLogBytes, "access-log-window-bytes", xds.DefaultWindowBytes, "most bytes of access log entries wardend keeps")
+	f.Float64Var(&o.accessLogRate, "access-log-rate", xds.DefaultAccessLogRate, "most access log entries wardend reads per second over all streams, so floods cannot slow xDS pushes (negative: no cap); a stream over it is read later and Envoy drops what its buffer cannot hold")
 	f.StringVar(&o.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringSliceVar(&o.serverNames, "server-name", nil, "extra DNS names or IPs for wardend's serving certificate")
 	addKubeFlags(f, &o.kube)
@@ -183,13 +191,17 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	srv := xds.New(xds.Options{
-		Log:        log,
-		Auth:       auth,
-		Secrets:    &xds.CertSecrets{CA: ca, Store: store},
-		Replica:    o.replica,
-		Metrics:    metrics,
-		ServerCert: serving.Get,
-		OnProblems: onProblems,
+		Log:              log,
+		Auth:             auth,
+		Secrets:          &xds.CertSecrets{CA: ca, Store: store},
+		Replica:          o.replica,
+		Metrics:          metrics,
+		ServerCert:       serving.Get,
+		OnProblems:       onProblems,
+		NoAccessLogs:     !o.accessLogs,
+		AccessLogEntries: o.accessLogEntries,
+		AccessLogBytes:   o.accessLogBytes,
+		AccessLogRate:    o.accessLogRate,
 	})
 	srv.RegisterCertMetrics(store, ca)
 	var operators *xds.OperatorAuth
@@ -228,15 +240,19 @@ func run(ctx context.Context, o options) error {
 		}
 		servers, metricsAt = append(servers, serveHTTP(mlis, srv.MetricsHandler(), errc)), mlis.Addr().String()
 	}
-	if kubeMode(o) { // the sidecar injector, its webhook's caBundle and the root in every namespace
+	// Kubernetes mode: the sidecar injector, its webhook's caBundle and the root in every
+	// namespace; released says the publisher Lease was handed back.
+	var released <-chan struct{}
+	if kubeMode(o) {
 		c, err := newKubeClients(o, log)
 		if err != nil {
 			return err
 		}
-		hs, err := startInjector(ctx, o, c.client, ca.RootPEM(), serving.Get, log, errc)
+		hs, rel, err := startInjector(ctx, o, c.client, ca.RootPEM(), serving.Get, log, errc)
 		if err != nil {
 			return err
 		}
+		released = rel
 		if hs != nil {
 			servers = append(servers, hs)
 		}
@@ -256,6 +272,12 @@ func run(ctx context.Context, o options) error {
 			defer cancel()
 			for _, hs := range servers {
 				_ = hs.Shutdown(shut)
+			}
+			if released != nil { // hand the publisher Lease on at once, not after it expires
+				select {
+				case <-released:
+				case <-shut.Done():
+				}
 			}
 			return nil
 		case in := <-inputs:

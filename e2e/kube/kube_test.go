@@ -272,7 +272,7 @@ func startEnvoy(t *testing.T, ctx context.Context, env *kubeenv.Env, bin harness
 		t.Fatal(err)
 	}
 	out, err := exec.CommandContext(ctx, bin.Wardenctl, "bootstrap", "--namespace", "demo", "--service-account", "web",
-		"--pod", "web-0", "--ips", "10.250.0.10", "--server", w.xdsAddr, "--token-file", tokFile, "--root-cert", rootFile,
+		"--pod", "web-0", "--ips", "10.250.0.10", "--server", w.xdsAddr, "--stats-port", "0", "--token-file", tokFile, "--root-cert", rootFile,
 		"--output", boot).CombinedOutput()
 	if err != nil {
 		t.Fatalf("wardenctl bootstrap: %v: %s", err, out)

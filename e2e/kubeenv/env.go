@@ -30,7 +30,11 @@ type Options struct {
 	// ServiceCIDR is the range Services get their clusterIP from (--service-cluster-ip-range);
 	// default 10.96.0.0/16. A caller that routes Service IPs (e2e/cluster) passes its own.
 	ServiceCIDR string
-	Log         *slog.Logger
+	// QPS and Burst limit the admin clients (default 200 and 400); a caller that creates
+	// thousands of objects (e2e/cmd/benchkube) raises them.
+	QPS   float32
+	Burst int
+	Log   *slog.Logger
 }
 
 // DefaultServiceCIDR is the Service range when Options.ServiceCIDR is empty.
@@ -103,6 +107,9 @@ func (e *Env) start(ctx context.Context) error {
 		BearerToken:     adminToken,
 		TLSClientConfig: rest.TLSClientConfig{CAData: e.pki.caPEM},
 		QPS:             200, Burst: 400,
+	}
+	if e.opts.QPS > 0 {
+		e.Config.QPS, e.Config.Burst = e.opts.QPS, max(e.opts.Burst, 1)
 	}
 	if e.Client, err = kubernetes.NewForConfig(e.Config); err != nil {
 		return err

@@ -136,3 +136,20 @@ func policyDiags(pols []*authzPolicy) []watch.Diagnostic {
 	}
 	return out
 }
+
+// Derive is NewIndex(in) that reuses x's compiled form of every policy in same (a
+// policy of in mapped to its equal predecessor in x's Input). The caller guarantees
+// that nothing else compilePolicy reads (MeshConfig, trust domain, Services) changed.
+func (x *Index) Derive(in *watch.Input, same map[*authzConfig]*authzConfig) *Index {
+	d := NewIndex(in)
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	for c, o := range same {
+		for _, tcp := range []bool{false, true} {
+			if l := x.compiled[compileKey{o, tcp}]; l != nil {
+				d.compiled[compileKey{c, tcp}] = l
+			}
+		}
+	}
+	return d
+}

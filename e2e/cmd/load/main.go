@@ -16,12 +16,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/wardenmesh/warden/e2e/xdsload"
 )
 
 func main() {
@@ -80,10 +81,13 @@ func main() {
 	}
 	tick.Stop()
 	wg.Wait()
-	if err := fleet.waitAll(ctx, func(p *simProxy) bool { return p.has("LDS") && p.has("CDS") }); err != nil {
+	if err := fleet.WaitAll(ctx, func(p *xdsload.Proxy) bool { return p.Has("LDS") && p.Has("CDS") }); err != nil {
 		log.Fatal(err)
 	}
 	cold := time.Since(start)
+	// The EDS, RDS and SDS answers the proxies asked for after CDS and LDS arrive now:
+	// they are not pushes of the changes below.
+	fleet.Settle(ctx, 0, 500*time.Millisecond)
 	floor := time.Duration(*proxies) * time.Second / time.Duration(*rate)
 	rss := rssMB(cmd.Process.Pid)
 
@@ -95,33 +99,33 @@ func main() {
 		}()
 	}
 	// One namespace-scoped change: a selector policy for one workload.
-	target := fleet.proxies[0]
-	mark := fleet.mark()
+	target := fleet.Proxies()[0]
+	mark := fleet.Mark()
 	t0 := time.Now()
 	if err := writeFile(filepath.Join(cfg, "one.yaml"), onePolicy(target)); err != nil {
 		log.Fatal(err)
 	}
-	if err := fleet.waitOne(ctx, target, "LDS", mark); err != nil {
+	if err := fleet.WaitOne(ctx, target, "LDS", mark); err != nil {
 		log.Fatal(err)
 	}
 	one := time.Since(t0)
 	// Let any stray pushes arrive before counting who was pushed.
-	settle(ctx, fleet, mark)
-	others := fleet.pushedSince(mark) - 1
+	fleet.Settle(ctx, mark, 500*time.Millisecond)
+	others := fleet.PushedSince(mark) - 1
 
 	// Mesh-wide change: mesh STRICT -> PERMISSIVE changes every inbound listener, except
 	// the target's, whose own workload policy already made it PERMISSIVE.
-	mark = fleet.mark()
+	mark = fleet.Mark()
 	t0 = time.Now()
 	if err := writeFile(filepath.Join(cfg, "00-mesh.yaml"), meshPolicy("PERMISSIVE")); err != nil {
 		log.Fatal(err)
 	}
-	if err := fleet.waitAll(ctx, func(p *simProxy) bool { return p == target || p.gotSince("LDS", mark) }); err != nil {
+	if err := fleet.WaitAll(ctx, func(p *xdsload.Proxy) bool { return p == target || p.GotSince("LDS", mark) }); err != nil {
 		log.Fatal(err)
 	}
-	settle(ctx, fleet, mark)
-	lat := fleet.latencies("LDS", mark, t0)
-	if target.gotSince("LDS", mark) {
+	fleet.Settle(ctx, mark, 500*time.Millisecond)
+	lat := fleet.Latencies("LDS", mark, t0)
+	if target.GotSince("LDS", mark) {
 		log.Fatal("the proxy whose own policy already said PERMISSIVE was pushed a new listener")
 	}
 	steady := rssMB(cmd.Process.Pid)
@@ -140,34 +144,10 @@ func main() {
 	fmt.Printf("%-62s %-16s %s\n", "cold sync, all proxies have CDS+LDS (pacing floor "+floor.String()+")", cold.Round(10*time.Millisecond).String(), "17.2 s")
 	fmt.Printf("%-62s %-16s %s\n", "one namespace policy changed: affected proxy has new LDS", one.Round(time.Millisecond).String(), "134-145 ms")
 	fmt.Printf("%-62s %-16s %s\n", "  proxies pushed that the change does not affect", strconv.Itoa(others), "9")
-	fmt.Printf("%-62s %-16s %s\n", "mesh-wide policy changed: p50 over all proxies", pct(lat, 50).Round(time.Millisecond).String(), "-")
-	fmt.Printf("%-62s %-16s %s\n", "mesh-wide policy changed: p99 over all proxies", pct(lat, 99).Round(time.Millisecond).String(), "465-718 ms")
+	fmt.Printf("%-62s %-16s %s\n", "mesh-wide policy changed: p50 over all proxies", xdsload.Pct(lat, 50).Round(time.Millisecond).String(), "-")
+	fmt.Printf("%-62s %-16s %s\n", "mesh-wide policy changed: p99 over all proxies", xdsload.Pct(lat, 99).Round(time.Millisecond).String(), "465-718 ms")
 	fmt.Printf("%-62s %-16s %s\n", "wardend resident memory after cold sync", fmt.Sprintf("%.0f MB", rss), "2.40 GB")
 	fmt.Printf("%-62s %-16s %s\n", "wardend resident memory after the changes", fmt.Sprintf("%.0f MB", steady), "2.40 GB")
-}
-
-func settle(ctx context.Context, f *fleet, mark int64) {
-	// Wait until no push arrived for 500 ms (bounded by ctx), so late pushes are counted.
-	last := f.pushedSince(mark)
-	quiet := time.Now()
-	for time.Since(quiet) < 500*time.Millisecond && ctx.Err() == nil {
-		time.Sleep(50 * time.Millisecond)
-		if n := f.pushedSince(mark); n != last {
-			last, quiet = n, time.Now()
-		}
-	}
-}
-
-func pct(d []time.Duration, p int) time.Duration {
-	if len(d) == 0 {
-		return 0
-	}
-	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
-	i := (len(d)*p + 99) / 100
-	if i > 0 {
-		i--
-	}
-	return d[i]
 }
 
 func rssMB(pid int) float64 {

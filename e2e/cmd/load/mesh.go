@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/wardenmesh/warden/e2e/xdsload"
 )
 
 func writeFile(path, content string) error {
@@ -72,8 +74,8 @@ spec: {selector: {app: %[1]s}, ports: [{name: http, port: 80, targetPort: 8080}]
 }
 
 // onePolicy selects exactly the target's workload.
-func onePolicy(p *simProxy) string {
-	return fmt.Sprintf("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: one, namespace: %s}\nspec:\n  selector: {matchLabels: {app: %s}}\n  mtls: {mode: PERMISSIVE}\n", p.ns, p.app)
+func onePolicy(p *xdsload.Proxy) string {
+	return fmt.Sprintf("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: one, namespace: %s}\nspec:\n  selector: {matchLabels: {app: %s}}\n  mtls: {mode: PERMISSIVE}\n", p.NS, p.App)
 }
 
 func freePort() string {

@@ -1,0 +1,504 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/wardenmesh/warden/e2e/harness"
+	"github.com/wardenmesh/warden/e2e/runner"
+	"github.com/wardenmesh/warden/e2e/scenario"
+	"github.com/wardenmesh/warden/watch"
+	"github.com/wardenmesh/warden/xds"
+)
+
+// denialScenarios are the public scenarios with RBAC denials of HTTP requests.
+// authz-dry-run has dry-run policies whose would-be denials must be counted while
+// the requests pass.
+// authz-ingress-gateway denies at the ingress gateway; authz-tcp's connections are
+// denied by the network RBAC filter (tcp_grpc logger).
+var denialScenarios = []string{"authz-deny-before-allow", "authz-ch9-deny-all-mesh", "authz-dry-run",
+	"authz-ingress-gateway", "authz-tcp"}
+
+// TestDenialsNameTheRuleCheckNames: after every denied HTTP step, the access log entry
+// the target's stock Envoy sent to wardend shows up in `wardenctl denials` with the
+// very rule `wardenctl check` names for that request ("no ALLOW policy matched" when
+// check names none).
+func TestDenialsNameTheRuleCheckNames(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	all, err := scenario.LoadDir("scenarios")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var scs []*scenario.Scenario
+	for _, sc := range all {
+		for _, n := range denialScenarios {
+			if sc.Name == n {
+				scs = append(scs, sc)
+			}
+		}
+	}
+	if len(scs) != len(denialScenarios) {
+		t.Fatalf("found %d of the scenarios %v", len(scs), denialScenarios)
+	}
+	compared, dryCompared, observed, gateway, tcp := 0, 0, 0, 0, 0
+	tcpSeen := map[string]time.Time{} // newest TCP denial compared, per pod, port and caller
+	// The preview: before an apply step, `check --observed -f` the applied manifests;
+	// the flips it names must be what the following request steps then see.
+	var pending *previewRun
+	previewed := 0
+	hook := func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
+		r := st.Request
+		where := sc.Name + "/" + st.Name
+		if pending != nil && pending.sc != sc {
+			previewed += pending.finish(t)
+			pending = nil
+		}
+		if r != nil && passed && !r.IsTCP() && pending != nil {
+			pending.observe(m, st)
+		}
+		// After this step's own checks, which wait for its entries in the window.
+		defer func() {
+			if next := nextStep(sc, st); next != nil && len(next.Apply) > 0 && passed {
+				if pending != nil {
+					previewed += pending.finish(t)
+				}
+				p, err := startPreview(ctx, m, sc, next)
+				if err != nil {
+					t.Errorf("%s: preview: %v", where, err)
+				}
+				pending = p
+			}
+		}()
+		if r != nil && r.IsTCP() && passed && st.Expect.ConnectionError {
+			n, err := compareTCPDenial(ctx, m, st, tcpSeen)
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+			}
+			tcp += n
+			return
+		}
+		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
+			return
+		}
+		n, err := compareObserved(ctx, m, sc, st)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+		}
+		observed += n
+		if n > 0 {
+			t.Logf("%s: plaintext caller seen in mtls --observed (status %d)", where, st.Expect.Status)
+		}
+		if st.Expect.Status != 403 {
+			n, err := compareDryRun(ctx, m, st)
+			if err != nil {
+				t.Errorf("%s: %v", where, err)
+			}
+			dryCompared += n
+			return
+		}
+		gw, err := compareDenial(ctx, m, st)
+		if err != nil {
+			t.Errorf("%s: %v", where, err)
+			return
+		}
+		compared++
+		if gw {
+			gateway++
+		}
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sum := runner.Run(ctx, scs, runner.Options{Out: testWriter{t}, Log: log, StepHook: hook})
+	if pending != nil {
+		previewed += pending.finish(t)
+	}
+	if previewed == 0 {
+		t.Error("no preview flip confirmed")
+	}
+	if sum.Failed > 0 {
+		t.Errorf("scenarios: %d step(s) failed", sum.Failed)
+	}
+	if compared == 0 {
+		t.Error("no denied HTTP step compared")
+	}
+	if observed == 0 {
+		t.Error("no plaintext caller compared with mtls --observed")
+	}
+	if dryCompared == 0 {
+		t.Error("no dry-run denial compared")
+	}
+	if gateway == 0 {
+		t.Error("no denial at an ingress gateway compared")
+	}
+	if tcp == 0 {
+		t.Error("no TCP denial compared")
+	}
+	t.Logf("compared %d denied HTTP steps (%d at a gateway), %d TCP denials, %d dry-run would-be denials, %d plaintext callers, %d previewed flips",
+		compared, gateway, tcp, dryCompared, observed, previewed)
+}
+
+// stepTarget resolves a step's caller and first proxy as the check replay does.
+func stepTarget(m *harness.Mesh, r *scenario.Request) (*watch.Input, *harness.Pod, replayTargetPod, error) {
+	in, _, err := watch.LoadDir(m.ConfigDir)
+	if err != nil {
+		return nil, nil, replayTargetPod{}, err
+	}
+	from := m.Pod("client.outside")
+	if r.From != scenario.Outside {
+		ref, err := scenario.ParsePodRef(r.From)
+		if err != nil {
+			return nil, nil, replayTargetPod{}, err
+		}
+		from = m.Pod(ref.Name + "." + ref.Namespace)
+	}
+	tgt, err := replayTarget(in, m, r, from.Opts.Namespace)
+	return in, from, tgt, err
+}
+
+// compareDenial compares a 403 step; gateway reports that an ingress gateway denied it.
+func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) (gateway bool, err error) {
+	r := st.Request
+	in, from, tgt, err := stepTarget(m, r)
+	if err != nil {
+		return false, err
+	}
+	if !tgt.pod.Opts.Sidecar && !tgt.pod.Opts.Gateway {
+		return false, nil
+	}
+	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
+	if err != nil {
+		return false, err
+	}
+	if cr.Decision != "DENY" {
+		return false, fmt.Errorf("check says %s (%s) for a step that expects 403", cr.Decision, describeCheck(cr))
+	}
+	want := xds.NoAllowMatched
+	if cr.Rule != nil {
+		want = cr.Rule.Rule
+	}
+	return tgt.pod.Opts.Gateway, pollDenial(ctx, m, r, tgt, false, want, describeCheck(cr))
+}
+
+// compareTCPDenial: a TCP step whose connection fails and that check says RBAC denies
+// shows up in `wardenctl denials` as a TCP entry from the caller to the port, newer
+// than the last one compared there, with the rule check names. Connection errors that
+// check says are allowed (mTLS refusals) are not RBAC's and are skipped. It returns 1
+// when compared.
+func compareTCPDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step, seen map[string]time.Time) (int, error) {
+	r := st.Request
+	in, from, tgt, err := stepTarget(m, r)
+	if err != nil || !tgt.pod.Opts.Sidecar {
+		return 0, err
+	}
+	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
+	if err != nil {
+		return 0, err
+	}
+	if cr.Decision != "DENY" {
+		return 0, nil
+	}
+	if cr.Protocol != "TCP" {
+		return 0, fmt.Errorf("check evaluated the TCP step as %s (%s)", cr.Protocol, describeCheck(cr))
+	}
+	want := xds.NoAllowMatched
+	if cr.Rule != nil {
+		want = cr.Rule.Rule
+	}
+	key := fmt.Sprintf("%s:%d<-%s", tgt.pod.ID(), tgt.port, from.IP())
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		last, err := wardenctlDenials(ctx, m, tgt.pod.ID(), false)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range last.Entries { // newest first
+			if e.Protocol != "TCP" || e.Port != tgt.port || !strings.HasPrefix(e.Source, from.IP()+":") || !e.Time.After(seen[key]) {
+				continue
+			}
+			seen[key] = e.Time
+			if e.Policy != want {
+				return 0, fmt.Errorf("wardenctl denials names %q for the TCP connection, check names %q (%s)", e.Policy, want, describeCheck(cr))
+			}
+			if e.FilterChain == "" || e.Peer == "" {
+				return 0, fmt.Errorf("entry without filter chain or peer: %+v", e)
+			}
+			return 1, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("no new TCP denial at %s:%d from %s in wardenctl denials (%d entries: %+v)", tgt.pod.ID(), tgt.port, from.IP(), len(last.Entries), last.Entries)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// compareDryRun: for an allowed step that check says a dry-run policy would deny,
+// `wardenctl denials --dry-run` shows it with that rule. It returns 1 when compared.
+func compareDryRun(ctx context.Context, m *harness.Mesh, st *scenario.Step) (int, error) {
+	r := st.Request
+	in, from, tgt, err := stepTarget(m, r)
+	if err != nil || !tgt.pod.Opts.Sidecar {
+		return 0, err
+	}
+	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
+	if err != nil {
+		return 0, err
+	}
+	want := ""
+	for _, d := range cr.DryRun {
+		if d.Decision != "DENY" {
+			continue
+		}
+		if d.Action == "DENY" && d.Matched != nil {
+			want = d.Matched.Rule
+			break
+		}
+		if d.Action == "ALLOW" {
+			want = xds.NoAllowMatched
+		}
+	}
+	if want == "" {
+		return 0, nil
+	}
+	return 1, pollDenial(ctx, m, r, tgt, true, want, describeCheck(cr))
+}
+
+// pollDenial waits for the step's entry in `wardenctl denials [--dry-run]` and
+// compares its rule with want. Envoy flushes its access log buffer each second.
+func pollDenial(ctx context.Context, m *harness.Mesh, r *scenario.Request, tgt replayTargetPod, dry bool, want, check string) error {
+	deadline := time.Now().Add(15 * time.Second)
+	var last xds.DenialsResponse
+	var err error
+	for {
+		last, err = wardenctlDenials(ctx, m, tgt.pod.ID(), dry)
+		if err != nil {
+			return err
+		}
+		for _, e := range last.Entries {
+			if e.Method == r.Method && e.Path == r.Path() && e.Port == tgt.port {
+				got := e.Policy
+				if dry {
+					got = e.DryRunPolicy
+					if e.Denied {
+						return fmt.Errorf("a dry-run denial was enforced: %+v", e)
+					}
+				}
+				if got != want {
+					return fmt.Errorf("wardenctl denials (dry-run %v) names %q, check names %q (%s)", dry, got, want, check)
+				}
+				if e.FilterChain == "" || e.Peer == "" {
+					return fmt.Errorf("entry without filter chain or peer: %+v", e)
+				}
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("no denial of %s %s at %s:%d in wardenctl denials (%d entries: %+v)", r.Method, r.Path(), tgt.pod.ID(), tgt.port, len(last.Entries), last.Entries)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func wardenctlDenials(ctx context.Context, m *harness.Mesh, pod string, dry bool) (xds.DenialsResponse, error) {
+	var resp xds.DenialsResponse
+	args := []string{"denials", pod, "--server", m.DebugAddr, "-o", "json", "--since", "10m"}
+	if dry {
+		args = append(args, "--dry-run")
+	}
+	out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, args...).Output()
+	if err != nil {
+		return resp, fmt.Errorf("wardenctl denials: %v: %s", err, out)
+	}
+	if err := json.Unmarshal(out, &resp); err != nil {
+		return resp, fmt.Errorf("wardenctl denials -o json: %v: %s", err, out)
+	}
+	return resp, nil
+}
+
+// compareObserved: a caller without a sidecar that reaches a proxy's PERMISSIVE port
+// shows up, by its address, among the port's plaintext callers in
+// `wardenctl mtls --observed`, with the warning: the step's request is sent once more
+// and the caller's count must grow. It returns 1 when compared.
+func compareObserved(ctx context.Context, m *harness.Mesh, sc *scenario.Scenario, st *scenario.Step) (int, error) {
+	r := st.Request
+	_, from, tgt, err := stepTarget(m, r)
+	if err != nil || !tgt.pod.Opts.Sidecar || from.Opts.Sidecar {
+		return 0, err
+	}
+	mode, before, warned, err := observedPlaintext(ctx, m, tgt, from.IP())
+	if err != nil || mode != "PERMISSIVE" {
+		return 0, err
+	}
+	if _, err := sendAgain(ctx, m, from, r, tgt.connect, sc.Dir); err != nil {
+		return 0, err
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, n, warned2, err := observedPlaintext(ctx, m, tgt, from.IP())
+		if err != nil {
+			return 0, err
+		}
+		if n > before {
+			if !warned2 {
+				return 0, fmt.Errorf("plaintext caller %s of PERMISSIVE %s:%d seen without a warning", from.IP(), tgt.pod.ID(), tgt.port)
+			}
+			return 1, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("plaintext caller %s of %s:%d: mtls --observed still counts %d requests (warned %v) after one more", from.IP(), tgt.pod.ID(), tgt.port, n, warned)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// observedPlaintext reads `wardenctl mtls --observed`: the port's intended mode, the
+// plaintext requests seen from ip, and whether a warning names the port and ip.
+func observedPlaintext(ctx context.Context, m *harness.Mesh, tgt replayTargetPod, ip string) (mode string, n int, warned bool, err error) {
+	var rows struct {
+		Workloads []struct {
+			Name, Namespace string
+			Ports           []struct {
+				Port uint32
+				Mode string
+			}
+		}
+		Observed []xds.ObservedPort
+		Warnings []string
+	}
+	out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "mtls", "--observed", "-A", "--server", m.DebugAddr, "-o", "json").Output()
+	if err != nil {
+		return "", 0, false, fmt.Errorf("wardenctl mtls --observed: %v: %s", err, out)
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return "", 0, false, fmt.Errorf("wardenctl mtls --observed -o json: %v: %s", err, out)
+	}
+	for _, w := range rows.Workloads {
+		if w.Name+"."+w.Namespace == tgt.pod.ID() {
+			for _, p := range w.Ports {
+				if p.Port == tgt.port {
+					mode = p.Mode
+				}
+			}
+		}
+	}
+	for _, p := range rows.Observed {
+		if p.Proxy == tgt.pod.ID() && p.Port == tgt.port {
+			n = p.Plaintext[ip]
+		}
+	}
+	for _, w := range rows.Warnings {
+		if strings.Contains(w, tgt.pod.ID()+" port ") && strings.Contains(w, ip) {
+			warned = true
+		}
+	}
+	return mode, n, warned, nil
+}
+
+// nextStep is the step after st in sc.
+func nextStep(sc *scenario.Scenario, st *scenario.Step) *scenario.Step {
+	for i := range sc.Steps {
+		if &sc.Steps[i] == st && i+1 < len(sc.Steps) {
+			return &sc.Steps[i+1]
+		}
+	}
+	return nil
+}
+
+type flipKey struct {
+	caller, workload string
+	port             uint32
+}
+
+// previewRun is one `check --observed` before an apply step and what the request
+// steps after it saw, until the next preview or the scenario's end.
+type previewRun struct {
+	sc    *scenario.Scenario
+	flips map[flipKey]string // -> the decision with the change
+	seen  map[flipKey]string // pairs of later request steps -> their decision
+	where string
+}
+
+func startPreview(ctx context.Context, m *harness.Mesh, sc *scenario.Scenario, apply *scenario.Step) (*previewRun, error) {
+	dir, err := os.MkdirTemp("", "preview")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	var all []byte
+	for _, ref := range apply.Apply {
+		_, data, err := ref.Read(sc.Dir)
+		if err != nil {
+			return nil, err
+		}
+		all = append(append(all, data...), []byte("\n---\n")...)
+	}
+	file := dir + "/change.yaml"
+	if err := os.WriteFile(file, all, 0o600); err != nil {
+		return nil, err
+	}
+	out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "check", "--observed", "-f", file, "--config-dir", m.ConfigDir,
+		"--server", m.DebugAddr, "-o", "json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("wardenctl check --observed: %v: %s", err, out)
+	}
+	var res struct {
+		Flips []struct {
+			Caller, Workload, To string
+			Port                 uint32
+		}
+	}
+	if err := json.Unmarshal(out, &res); err != nil {
+		return nil, fmt.Errorf("check --observed -o json: %v: %s", err, out)
+	}
+	p := &previewRun{sc: sc, flips: map[flipKey]string{}, seen: map[flipKey]string{}, where: sc.Name}
+	for _, f := range res.Flips {
+		p.flips[flipKey{f.Caller, f.Workload, f.Port}] = f.To
+	}
+	return p, nil
+}
+
+// observe records a request step's pair as the preview names callers.
+func (p *previewRun) observe(m *harness.Mesh, st *scenario.Step) {
+	_, from, tgt, err := stepTarget(m, st.Request)
+	if err != nil || !tgt.pod.Opts.Sidecar || from.Opts.Sidecar || st.Expect.ConnectionError {
+		return // the window has only plaintext callers' allowed requests
+	}
+	d := "ALLOW"
+	if st.Expect.Status == 403 {
+		d = "DENY"
+	}
+	k := flipKey{"plaintext " + from.IP(), tgt.pod.ID(), tgt.port}
+	if _, ok := p.seen[k]; !ok {
+		p.seen[k] = d
+	}
+}
+
+// finish compares: every flip the preview named is what the first later step of that
+// pair got, and every such pair that got DENY was named. It returns the flips confirmed.
+func (p *previewRun) finish(t *testing.T) int {
+	t.Helper()
+	n := 0
+	for k, to := range p.flips {
+		got, ok := p.seen[k]
+		if !ok {
+			continue // no later step sent that pair
+		}
+		if got != to {
+			t.Errorf("%s: the preview said %s -> %s:%d becomes %s; the next request got %s", p.where, k.caller, k.workload, k.port, to, got)
+			continue
+		}
+		n++
+	}
+	for k, got := range p.seen {
+		if _, ok := p.flips[k]; !ok && got == "DENY" {
+			t.Errorf("%s: %s -> %s:%d was denied after the apply, but the preview named no flip for it (flips %v)", p.where, k.caller, k.workload, k.port, p.flips)
+		}
+	}
+	return n
+}
