@@ -42,3 +42,6 @@ func (p wirePool) Put(b *[]byte) {
 		p.small.Put(b)
 	}
 }
+
+// readBufferSize is each xDS connection's read buffer (grpc.ReadBufferSize).
+const readBufferSize = 8 << 10
