@@ -227,6 +227,10 @@ func (s *Server) Serve(ctx context.Context, lis net.Listener) error {
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.MaxRecvMsgSize(maxRecvMsgSize),
 		grpc.MaxHeaderListSize(maxHeaderListSize),
+		// Each connection keeps its read buffer for its life; what proxies send is small
+		// (requests, ACKs, access log batches), so 8 KiB instead of gRPC's 32 KiB: 24 MiB
+		// less at 1,000 proxies.
+		grpc.ReadBufferSize(readBufferSize),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 	)
