@@ -37,20 +37,36 @@ func TestCheckAgreesWithEnvoy(t *testing.T) {
 		t.Fatal(err)
 	}
 	var tally replayTally
+	var denials denialTally
+	extra := newDenialExtras(ctx, t)
 	hook := func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
+		if extra.covers(sc) {
+			// After the replay: TCP denials, dry-run, plaintext callers, previews.
+			defer extra.step(sc, st, m, passed)
+		}
 		if st.Request == nil || st.Request.IsTCP() {
 			return
 		}
 		tally.total++
 		where := sc.Name + "/" + st.Name
+		// A step that expects 403 is a denied HTTP step: it is compared with
+		// `wardenctl denials` below, or its exclusion is counted with the reason.
+		denied := !st.Expect.ConnectionError && st.Expect.Status == 403
+		exclude := func(reason string) {
+			if denied {
+				denials.exclude(reason)
+			}
+		}
 		if !passed {
 			tally.skip("the step failed (the runner reports it)")
+			exclude("the step failed (the runner reports it)")
 			return
 		}
 		if outsideMesh(sc, st.Request) {
 			// An external host (format "egress"): no proxy of the mesh decides there,
 			// and check evaluates workloads only.
 			tally.skip("the target is an external host, outside the mesh")
+			exclude("the target is an external host, outside the mesh")
 			return
 		}
 		if st.Request.TLS != nil && st.Expect.ConnectionError {
@@ -59,21 +75,37 @@ func TestCheckAgreesWithEnvoy(t *testing.T) {
 			tally.skip("a TLS handshake refused it, before any HTTP authorization")
 			return
 		}
-		skip, disagree, err := replayStep(ctx, m, st, sc.Dir)
+		rp, skip, disagree, err := replayStep(ctx, m, st, sc.Dir)
 		switch {
 		case err != nil:
 			tally.disagreements = append(tally.disagreements, where+": "+err.Error())
+			exclude("the replay failed (reported as a disagreement)")
 		case skip != "":
 			tally.skip(skip)
+			exclude(skip)
 		case disagree != "":
 			tally.disagreements = append(tally.disagreements, where+": "+disagree)
+			exclude("check disagreed with Envoy (reported as a disagreement)")
 		default:
 			tally.agreed++
+			if denied {
+				if err := denials.compare(ctx, m, st, rp); err != nil {
+					tally.disagreements = append(tally.disagreements, where+": wardenctl denials: "+err.Error())
+				}
+			}
 		}
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sum := runner.Run(ctx, scs, runner.Options{Out: testWriter{t}, Log: log, StepHook: hook})
+	extra.finish()
 	t.Log(tally.summary())
+	t.Log(denials.summary())
+	if denials.total() == 0 {
+		t.Error("no denied HTTP step compared with wardenctl denials")
+	}
+	if denials.gateway == 0 {
+		t.Error("no denial at an ingress gateway compared with wardenctl denials")
+	}
 	for _, d := range tally.disagreements {
 		t.Errorf("check disagrees with Envoy: %s", d)
 	}
@@ -105,50 +137,61 @@ func outsideMesh(sc *scenario.Scenario, r *scenario.Request) bool {
 
 // replayStep sends the step's request again to read Envoy's full answer, asks check
 // about the first proxy on its path, and compares.
-func replayStep(ctx context.Context, m *harness.Mesh, st *scenario.Step, dir string) (skip, disagree string, err error) {
+func replayStep(ctx context.Context, m *harness.Mesh, st *scenario.Step, dir string) (rp replayed, skip, disagree string, err error) {
 	r := st.Request
 	in, _, err := watch.LoadDir(m.ConfigDir)
 	if err != nil {
-		return "", "", fmt.Errorf("load the mesh configuration: %w", err)
+		return rp, "", "", fmt.Errorf("load the mesh configuration: %w", err)
 	}
 	from := m.Pod("client.outside")
 	if r.From != scenario.Outside {
 		ref, err := scenario.ParsePodRef(r.From)
 		if err != nil {
-			return "", "", err
+			return rp, "", "", err
 		}
 		from = m.Pod(ref.Name + "." + ref.Namespace)
 	}
 	if from == nil {
-		return "", "", fmt.Errorf("no caller pod %s", r.From)
+		return rp, "", "", fmt.Errorf("no caller pod %s", r.From)
 	}
 	tgt, err := replayTarget(in, m, r, from.Opts.Namespace)
 	if err != nil {
-		return "", "", err
+		return rp, "", "", err
 	}
+	rp.tgt, rp.sent = tgt, time.Now()
 	res, err := sendAgain(ctx, m, from, r, tgt.connect, dir)
 	if err != nil {
-		return "", "", err
+		return rp, "", "", err
 	}
+	rp.res = res
 	if e := st.Expect; res.ConnectionError != e.ConnectionError || (!e.ConnectionError && res.Status != e.Status) {
-		return "", "", fmt.Errorf("sent again, the request got %s, the step %s", res, expectString(e))
+		return rp, "", "", fmt.Errorf("sent again, the request got %s, the step %s", res, expectString(e))
 	}
 	envoy, skip := envoyDecision(res)
 	if skip != "" {
-		return skip, "", nil
+		return rp, skip, "", nil
 	}
 	if !tgt.pod.Opts.Sidecar && !tgt.pod.Opts.Gateway {
-		return "the target has no proxy", "", nil
+		return rp, "the target has no proxy", "", nil
 	}
 	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
 	if err != nil {
-		return "", "", err
+		return rp, "", "", err
 	}
+	rp.cr = cr
 	skip, disagree = compareDecisions(envoy, cr, r.Headers)
 	if disagree != "" {
 		disagree = fmt.Sprintf("%s %s from %s to %s: %s (Envoy answered %s)", r.Method, r.URL, r.From, tgt.pod.ID(), disagree, res)
 	}
-	return skip, disagree, nil
+	return rp, skip, disagree, nil
+}
+
+// replayed is what the replay of one step sent, got and was told by check.
+type replayed struct {
+	tgt  replayTargetPod
+	sent time.Time // just before the request was sent again
+	res  harness.Result
+	cr   authz.CheckResult
 }
 
 func expectString(e *scenario.Expect) string {

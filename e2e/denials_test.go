@@ -4,144 +4,206 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/wardenmesh/warden/e2e/harness"
-	"github.com/wardenmesh/warden/e2e/runner"
 	"github.com/wardenmesh/warden/e2e/scenario"
 	"github.com/wardenmesh/warden/watch"
 	"github.com/wardenmesh/warden/xds"
 )
 
-// denialScenarios are the public scenarios with RBAC denials of HTTP requests.
-// authz-dry-run has dry-run policies whose would-be denials must be counted while
-// the requests pass.
-// authz-ingress-gateway denies at the ingress gateway; authz-tcp's connections are
-// denied by the network RBAC filter (tcp_grpc logger).
+// denialScenarios are the public scenarios whose runs in TestCheckAgreesWithEnvoy
+// also compare what the replay does not: authz-dry-run has dry-run policies whose
+// would-be denials must be counted while the requests pass; authz-tcp's connections
+// are denied by the network RBAC filter (tcp_grpc logger); together they have
+// plaintext callers of PERMISSIVE ports and apply steps to preview.
 var denialScenarios = []string{"authz-deny-before-allow", "authz-ch9-deny-all-mesh", "authz-dry-run",
 	"authz-ingress-gateway", "authz-tcp"}
 
-// TestDenialsNameTheRuleCheckNames: after every denied HTTP step, the access log entry
-// the target's stock Envoy sent to wardend shows up in `wardenctl denials` with the
-// very rule `wardenctl check` names for that request ("no ALLOW policy matched" when
-// check names none).
-func TestDenialsNameTheRuleCheckNames(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	all, err := scenario.LoadDir("scenarios")
-	if err != nil {
-		t.Fatal(err)
+// denialTally counts the denied HTTP steps (403) the check replay compared with
+// `wardenctl denials`, per category, and those it did not, per reason.
+type denialTally struct {
+	compared map[string]int
+	excluded map[string]int
+	gateway  int
+}
+
+func (d *denialTally) exclude(reason string) {
+	if d.excluded == nil {
+		d.excluded = map[string]int{}
 	}
-	var scs []*scenario.Scenario
-	for _, sc := range all {
-		for _, n := range denialScenarios {
-			if sc.Name == n {
-				scs = append(scs, sc)
-			}
+	d.excluded[reason]++
+}
+
+func (d *denialTally) total() int {
+	n := 0
+	for _, c := range d.compared {
+		n += c
+	}
+	return n
+}
+
+func (d *denialTally) summary() string {
+	list := func(m map[string]int) string {
+		var out []string
+		n := 0
+		for _, k := range slices.Sorted(maps.Keys(m)) {
+			out = append(out, fmt.Sprintf("%s: %d", k, m[k]))
+			n += m[k]
 		}
+		return fmt.Sprintf("%d (%s)", n, strings.Join(out, "; "))
 	}
-	if len(scs) != len(denialScenarios) {
-		t.Fatalf("found %d of the scenarios %v", len(scs), denialScenarios)
+	return "denied HTTP steps compared with wardenctl denials: " + list(d.compared) + "; not compared: " + list(d.excluded)
+}
+
+// compare: after a denied HTTP step that check agreed Envoy's RBAC filter denied, the
+// access log entry of the replayed request shows up in `wardenctl denials` with the
+// very rule check names ("no ALLOW policy matched" when check names none). A 403 that
+// is not the RBAC filter's is counted as excluded.
+func (d *denialTally) compare(ctx context.Context, m *harness.Mesh, st *scenario.Step, rp replayed) error {
+	if !strings.Contains(rp.res.Body, "RBAC: access denied") {
+		d.exclude("a 403 without the RBAC filter's body (not an RBAC denial)")
+		return nil
 	}
-	compared, dryCompared, observed, gateway, tcp := 0, 0, 0, 0, 0
-	tcpSeen := map[string]time.Time{} // newest TCP denial compared, per pod, port and caller
+	if rp.cr.Decision != "DENY" {
+		return fmt.Errorf("check says %s (%s) for an RBAC 403", rp.cr.Decision, describeCheck(rp.cr))
+	}
+	want, kind := xds.NoAllowMatched, "no ALLOW policy matched"
+	if rp.cr.Rule != nil {
+		want, kind = rp.cr.Rule.Rule, "a DENY rule"
+	}
+	at := "at a sidecar"
+	if rp.tgt.pod.Opts.Gateway {
+		at = "at an ingress gateway"
+	}
+	if err := pollDenial(ctx, m, st.Request, rp.tgt, false, rp.sent, want, describeCheck(rp.cr)); err != nil {
+		return err
+	}
+	if d.compared == nil {
+		d.compared = map[string]int{}
+	}
+	d.compared[at+", "+kind]++
+	if rp.tgt.pod.Opts.Gateway {
+		d.gateway++
+	}
+	return nil
+}
+
+// denialExtras compares, for the denialScenarios as TestCheckAgreesWithEnvoy runs
+// them, what its replay does not: TCP denials, dry-run would-be denials, plaintext
+// callers in `mtls --observed`, and `check --observed` previews before apply steps.
+type denialExtras struct {
+	ctx                        context.Context
+	t                          *testing.T
+	dryCompared, observed, tcp int
+	previewed                  int
+	tcpSeen                    map[string]time.Time // newest TCP denial compared, per pod, port and caller
+	pending                    *previewRun
+	scenarios                  map[string]bool // name -> it ran
+}
+
+func newDenialExtras(ctx context.Context, t *testing.T) *denialExtras {
+	d := &denialExtras{ctx: ctx, t: t, tcpSeen: map[string]time.Time{}, scenarios: map[string]bool{}}
+	for _, n := range denialScenarios {
+		d.scenarios[n] = false // not run yet
+	}
+	return d
+}
+
+func (d *denialExtras) covers(sc *scenario.Scenario) bool {
+	if _, ok := d.scenarios[sc.Name]; !ok {
+		return false
+	}
+	d.scenarios[sc.Name] = true // ran
+	return true
+}
+
+// step runs after the step's own checks and the replay, which wait for its entries
+// in the window.
+func (d *denialExtras) step(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
+	t, ctx := d.t, d.ctx
+	r := st.Request
+	where := sc.Name + "/" + st.Name
+	if d.pending != nil && d.pending.sc != sc {
+		d.previewed += d.pending.finish(t)
+		d.pending = nil
+	}
+	if r != nil && passed && !r.IsTCP() && d.pending != nil {
+		d.pending.observe(m, st)
+	}
 	// The preview: before an apply step, `check --observed -f` the applied manifests;
 	// the flips it names must be what the following request steps then see.
-	var pending *previewRun
-	previewed := 0
-	hook := func(sc *scenario.Scenario, st *scenario.Step, m *harness.Mesh, passed bool) {
-		r := st.Request
-		where := sc.Name + "/" + st.Name
-		if pending != nil && pending.sc != sc {
-			previewed += pending.finish(t)
-			pending = nil
-		}
-		if r != nil && passed && !r.IsTCP() && pending != nil {
-			pending.observe(m, st)
-		}
-		// After this step's own checks, which wait for its entries in the window.
-		defer func() {
-			if next := nextStep(sc, st); next != nil && len(next.Apply) > 0 && passed {
-				if pending != nil {
-					previewed += pending.finish(t)
-				}
-				p, err := startPreview(ctx, m, sc, next)
-				if err != nil {
-					t.Errorf("%s: preview: %v", where, err)
-				}
-				pending = p
+	defer func() {
+		if next := nextStep(sc, st); next != nil && len(next.Apply) > 0 && passed {
+			if d.pending != nil {
+				d.previewed += d.pending.finish(t)
 			}
-		}()
-		if r != nil && r.IsTCP() && passed && st.Expect.ConnectionError {
-			n, err := compareTCPDenial(ctx, m, st, tcpSeen)
+			p, err := startPreview(ctx, m, sc, next)
 			if err != nil {
-				t.Errorf("%s: %v", where, err)
+				t.Errorf("%s: preview: %v", where, err)
 			}
-			tcp += n
-			return
+			d.pending = p
 		}
-		if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
-			return
-		}
-		n, err := compareObserved(ctx, m, sc, st)
+	}()
+	if r != nil && r.IsTCP() && passed && st.Expect.ConnectionError {
+		n, err := compareTCPDenial(ctx, m, st, d.tcpSeen)
 		if err != nil {
 			t.Errorf("%s: %v", where, err)
 		}
-		observed += n
-		if n > 0 {
-			t.Logf("%s: plaintext caller seen in mtls --observed (status %d)", where, st.Expect.Status)
-		}
-		if st.Expect.Status != 403 {
-			n, err := compareDryRun(ctx, m, st)
-			if err != nil {
-				t.Errorf("%s: %v", where, err)
-			}
-			dryCompared += n
-			return
-		}
-		gw, err := compareDenial(ctx, m, st)
+		d.tcp += n
+		return
+	}
+	if r == nil || r.IsTCP() || !passed || st.Expect.ConnectionError {
+		return
+	}
+	n, err := compareObserved(ctx, m, sc, st)
+	if err != nil {
+		t.Errorf("%s: %v", where, err)
+	}
+	d.observed += n
+	if n > 0 {
+		t.Logf("%s: plaintext caller seen in mtls --observed (status %d)", where, st.Expect.Status)
+	}
+	if st.Expect.Status != 403 {
+		n, err := compareDryRun(ctx, m, st)
 		if err != nil {
 			t.Errorf("%s: %v", where, err)
-			return
 		}
-		compared++
-		if gw {
-			gateway++
+		d.dryCompared += n
+	}
+}
+
+func (d *denialExtras) finish() {
+	t := d.t
+	if d.pending != nil {
+		d.previewed += d.pending.finish(t)
+		d.pending = nil
+	}
+	for _, n := range slices.Sorted(maps.Keys(d.scenarios)) {
+		if !d.scenarios[n] {
+			t.Errorf("the scenario %s did not run", n)
 		}
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	sum := runner.Run(ctx, scs, runner.Options{Out: testWriter{t}, Log: log, StepHook: hook})
-	if pending != nil {
-		previewed += pending.finish(t)
-	}
-	if previewed == 0 {
+	if d.previewed == 0 {
 		t.Error("no preview flip confirmed")
 	}
-	if sum.Failed > 0 {
-		t.Errorf("scenarios: %d step(s) failed", sum.Failed)
-	}
-	if compared == 0 {
-		t.Error("no denied HTTP step compared")
-	}
-	if observed == 0 {
+	if d.observed == 0 {
 		t.Error("no plaintext caller compared with mtls --observed")
 	}
-	if dryCompared == 0 {
+	if d.dryCompared == 0 {
 		t.Error("no dry-run denial compared")
 	}
-	if gateway == 0 {
-		t.Error("no denial at an ingress gateway compared")
-	}
-	if tcp == 0 {
+	if d.tcp == 0 {
 		t.Error("no TCP denial compared")
 	}
-	t.Logf("compared %d denied HTTP steps (%d at a gateway), %d TCP denials, %d dry-run would-be denials, %d plaintext callers, %d previewed flips",
-		compared, gateway, tcp, dryCompared, observed, previewed)
+	t.Logf("in %v: %d TCP denials, %d dry-run would-be denials, %d plaintext callers, %d previewed flips compared",
+		denialScenarios, d.tcp, d.dryCompared, d.observed, d.previewed)
 }
 
 // stepTarget resolves a step's caller and first proxy as the check replay does.
@@ -160,30 +222,6 @@ func stepTarget(m *harness.Mesh, r *scenario.Request) (*watch.Input, *harness.Po
 	}
 	tgt, err := replayTarget(in, m, r, from.Opts.Namespace)
 	return in, from, tgt, err
-}
-
-// compareDenial compares a 403 step; gateway reports that an ingress gateway denied it.
-func compareDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step) (gateway bool, err error) {
-	r := st.Request
-	in, from, tgt, err := stepTarget(m, r)
-	if err != nil {
-		return false, err
-	}
-	if !tgt.pod.Opts.Sidecar && !tgt.pod.Opts.Gateway {
-		return false, nil
-	}
-	cr, err := wardenctlCheck(ctx, m, in, from, tgt, r)
-	if err != nil {
-		return false, err
-	}
-	if cr.Decision != "DENY" {
-		return false, fmt.Errorf("check says %s (%s) for a step that expects 403", cr.Decision, describeCheck(cr))
-	}
-	want := xds.NoAllowMatched
-	if cr.Rule != nil {
-		want = cr.Rule.Rule
-	}
-	return tgt.pod.Opts.Gateway, pollDenial(ctx, m, r, tgt, false, want, describeCheck(cr))
 }
 
 // compareTCPDenial: a TCP step whose connection fails and that check says RBAC denies
@@ -266,12 +304,13 @@ func compareDryRun(ctx context.Context, m *harness.Mesh, st *scenario.Step) (int
 	if want == "" {
 		return 0, nil
 	}
-	return 1, pollDenial(ctx, m, r, tgt, true, want, describeCheck(cr))
+	return 1, pollDenial(ctx, m, r, tgt, true, time.Time{}, want, describeCheck(cr))
 }
 
-// pollDenial waits for the step's entry in `wardenctl denials [--dry-run]` and
-// compares its rule with want. Envoy flushes its access log buffer each second.
-func pollDenial(ctx context.Context, m *harness.Mesh, r *scenario.Request, tgt replayTargetPod, dry bool, want, check string) error {
+// pollDenial waits for the step's entry in `wardenctl denials [--dry-run]`, of a
+// request started after since, and compares its rule with want. Envoy flushes its
+// access log buffer each second.
+func pollDenial(ctx context.Context, m *harness.Mesh, r *scenario.Request, tgt replayTargetPod, dry bool, since time.Time, want, check string) error {
 	deadline := time.Now().Add(15 * time.Second)
 	var last xds.DenialsResponse
 	var err error
@@ -281,7 +320,7 @@ func pollDenial(ctx context.Context, m *harness.Mesh, r *scenario.Request, tgt r
 			return err
 		}
 		for _, e := range last.Entries {
-			if e.Method == r.Method && e.Path == r.Path() && e.Port == tgt.port {
+			if e.Method == r.Method && e.Path == r.Path() && e.Port == tgt.port && !e.Time.Before(since) {
 				got := e.Policy
 				if dry {
 					got = e.DryRunPolicy
@@ -299,7 +338,7 @@ func pollDenial(ctx context.Context, m *harness.Mesh, r *scenario.Request, tgt r
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("no denial of %s %s at %s:%d in wardenctl denials (%d entries: %+v)", r.Method, r.Path(), tgt.pod.ID(), tgt.port, len(last.Entries), last.Entries)
+			return fmt.Errorf("no denial of %s %s at %s:%d since %s in wardenctl denials (%d entries: %+v)", r.Method, r.Path(), tgt.pod.ID(), tgt.port, since.Format(time.RFC3339Nano), len(last.Entries), last.Entries)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
