@@ -3,7 +3,6 @@ package translate
 import (
 	accesslog "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	grpccred "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	listener "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	fileal "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/file/v3"
 	celfilter "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/filters/cel/v3"
@@ -15,6 +14,8 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/wardenmesh/warden/internal/wardendgrpc"
 )
 
 // AccessLogSink is how a proxy reaches wardend's access log service: the same
@@ -34,7 +35,6 @@ const (
 	httpGrpcLogger    = "envoy.access_loggers.http_grpc"
 	tcpGrpcLogger     = "envoy.access_loggers.tcp_grpc"
 	fileLogger        = "envoy.access_loggers.file"
-	fileCredentials   = "envoy.grpc_credentials.file_based_metadata"
 	celFilter         = "envoy.access_loggers.extension_filters.cel"
 	// tcpDeniedExpression matches a connection the network RBAC filter closed: it sets
 	// no response flag, only the termination details (rbac_access_denied_matched_policy[<id>]).
@@ -166,32 +166,14 @@ func (b *builder) denialsOnly(http bool) *accesslog.AccessLogFilter {
 		Filters: []*accesslog.AccessLogFilter{first, shadowDenied(dryRunDenyResult), shadowDenied(dryRunAllowResult)}}}}
 }
 
-// alsService is wardend's access log service as the bootstrap reaches xDS: TLS that
-// trusts only the mesh root and accepts only wardend's name, and the token file read
-// on every new stream.
+// alsService is wardend's access log service as the bootstrap reaches xDS (the same
+// channel, internal/wardendgrpc): TLS that trusts only the mesh root and accepts only
+// wardend's name, and the token file read on every new stream.
 func (b *builder) alsService(s *AccessLogSink) *core.GrpcService {
-	creds := b.any(&grpccred.FileBasedMetadataConfig{
-		SecretData:   &core.DataSource{Specifier: &core.DataSource_Filename{Filename: s.TokenFile}},
-		HeaderKey:    "authorization",
-		HeaderPrefix: "Bearer ",
-	})
-	return &core.GrpcService{TargetSpecifier: &core.GrpcService_GoogleGrpc_{GoogleGrpc: &core.GrpcService_GoogleGrpc{
-		TargetUri:  s.Target,
-		StatPrefix: "warden-als",
-		ChannelCredentials: &core.GrpcService_GoogleGrpc_ChannelCredentials{
-			CredentialSpecifier: &core.GrpcService_GoogleGrpc_ChannelCredentials_SslCredentials{
-				SslCredentials: &core.GrpcService_GoogleGrpc_SslCredentials{
-					RootCerts: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: s.RootPEM}},
-				}}},
-		CredentialsFactoryName: fileCredentials,
-		CallCredentials: []*core.GrpcService_GoogleGrpc_CallCredentials{{
-			CredentialSpecifier: &core.GrpcService_GoogleGrpc_CallCredentials_FromPlugin{
-				FromPlugin: &core.GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin{
-					Name:       fileCredentials,
-					ConfigType: &core.GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin_TypedConfig{TypedConfig: creds},
-				}}}},
-		ChannelArgs: &core.GrpcService_GoogleGrpc_ChannelArgs{Args: map[string]*core.GrpcService_GoogleGrpc_ChannelArgs_Value{
-			"grpc.ssl_target_name_override": {ValueSpecifier: &core.GrpcService_GoogleGrpc_ChannelArgs_Value_StringValue{StringValue: s.ServerName}},
-		}},
-	}}}
+	svc, err := wardendgrpc.Service(wardendgrpc.Channel{Target: s.Target, StatPrefix: "warden-als",
+		ServerName: s.ServerName, RootPEM: s.RootPEM, TokenFile: s.TokenFile})
+	if err != nil && b.err == nil {
+		b.err = err
+	}
+	return svc
 }

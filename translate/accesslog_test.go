@@ -11,6 +11,7 @@ import (
 	"github.com/envoyproxy/go-control-plane/pkg/wellknown"
 
 	"github.com/wardenmesh/warden/internal/meshtest"
+	"github.com/wardenmesh/warden/internal/wardendgrpc"
 )
 
 // TestAccessLogsOnEveryInboundChain: every HCM and tcp_proxy of virtualInbound sends
@@ -106,7 +107,7 @@ func TestAccessLogsOnEveryInboundChain(t *testing.T) {
 					if tags := common.GetCustomTags(); len(tags) != 1 || tags[0].GetTag() != FilterChainTagKey || tags[0].GetLiteral().GetValue() != fc.GetName() {
 						t.Errorf("chain %s: tags %v", fc.GetName(), tags)
 					}
-					if g := common.GetGrpcService().GetGoogleGrpc(); g.GetTargetUri() != sink.Target || g.GetCredentialsFactoryName() != fileCredentials {
+					if g := common.GetGrpcService().GetGoogleGrpc(); g.GetTargetUri() != sink.Target || g.GetCredentialsFactoryName() != wardendgrpc.FileCredentials {
 						t.Errorf("chain %s: grpc service %v", fc.GetName(), g)
 					}
 				}

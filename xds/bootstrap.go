@@ -4,12 +4,11 @@ import (
 	"fmt"
 	"net"
 
-	"github.com/wardenmesh/warden/internal/protoany"
-
 	bootstrap "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	core "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	grpccred "github.com/envoyproxy/go-control-plane/envoy/config/grpc_credential/v3"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/wardenmesh/warden/internal/wardendgrpc"
 )
 
 // XDSStatPrefix names the xDS gRPC client in Envoy's stats.
@@ -18,10 +17,6 @@ const XDSStatPrefix = "xds-grpc"
 // DefaultTokenPath is where a Kubernetes pod mounts the projected service-account
 // token for wardend (audience "warden"); the kubelet rewrites it before it expires.
 const DefaultTokenPath = "/var/run/secrets/tokens/warden-token"
-
-// fileCredentials is Envoy's gRPC call-credentials plugin that reads a header value
-// from a file on every new stream.
-const fileCredentials = "envoy.grpc_credentials.file_based_metadata"
 
 // ServerName is the DNS name wardend's serving certificate carries and every
 // bootstrap pins: "wardend.<namespace>.svc". The mesh CA signs DNS names only for
@@ -75,11 +70,10 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 	md.Fields[MetaXDSAddress] = structpb.NewStringValue(o.Server)
 	md.Fields[MetaXDSServerName] = structpb.NewStringValue(o.ServerName)
 	md.Fields[MetaTokenFile] = structpb.NewStringValue(o.TokenFile)
-	creds, err := protoany.Marshal(&grpccred.FileBasedMetadataConfig{
-		SecretData:   &core.DataSource{Specifier: &core.DataSource_Filename{Filename: o.TokenFile}},
-		HeaderKey:    "authorization",
-		HeaderPrefix: "Bearer ",
-	})
+	// The certificate must name wardend, whatever address reaches it.
+	xdsService, err := wardendgrpc.Service(wardendgrpc.Channel{Target: o.Server, StatPrefix: XDSStatPrefix,
+		ServerName: o.ServerName, RootPEM: o.RootPEM, TokenFile: o.TokenFile,
+		IntArgs: map[string]int64{"grpc.keepalive_time_ms": 30000, "grpc.keepalive_timeout_ms": 10000}})
 	if err != nil {
 		return nil, err
 	}
@@ -118,30 +112,7 @@ func Bootstrap(o BootstrapOptions) (*bootstrap.Bootstrap, error) {
 				ApiType:                   apiType,
 				TransportApiVersion:       core.ApiVersion_V3,
 				SetNodeOnFirstMessageOnly: true,
-				GrpcServices: []*core.GrpcService{{
-					TargetSpecifier: &core.GrpcService_GoogleGrpc_{GoogleGrpc: &core.GrpcService_GoogleGrpc{
-						TargetUri:  o.Server,
-						StatPrefix: XDSStatPrefix,
-						ChannelCredentials: &core.GrpcService_GoogleGrpc_ChannelCredentials{
-							CredentialSpecifier: &core.GrpcService_GoogleGrpc_ChannelCredentials_SslCredentials{
-								SslCredentials: &core.GrpcService_GoogleGrpc_SslCredentials{
-									RootCerts: &core.DataSource{Specifier: &core.DataSource_InlineBytes{InlineBytes: o.RootPEM}},
-								}}},
-						CredentialsFactoryName: fileCredentials,
-						CallCredentials: []*core.GrpcService_GoogleGrpc_CallCredentials{{
-							CredentialSpecifier: &core.GrpcService_GoogleGrpc_CallCredentials_FromPlugin{
-								FromPlugin: &core.GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin{
-									Name:       fileCredentials,
-									ConfigType: &core.GrpcService_GoogleGrpc_CallCredentials_MetadataCredentialsFromPlugin_TypedConfig{TypedConfig: creds},
-								}}}},
-						// The certificate must name wardend, whatever address reaches it.
-						ChannelArgs: &core.GrpcService_GoogleGrpc_ChannelArgs{Args: map[string]*core.GrpcService_GoogleGrpc_ChannelArgs_Value{
-							"grpc.ssl_target_name_override": {ValueSpecifier: &core.GrpcService_GoogleGrpc_ChannelArgs_Value_StringValue{StringValue: o.ServerName}},
-							"grpc.keepalive_time_ms":        {ValueSpecifier: &core.GrpcService_GoogleGrpc_ChannelArgs_Value_IntValue{IntValue: 30000}},
-							"grpc.keepalive_timeout_ms":     {ValueSpecifier: &core.GrpcService_GoogleGrpc_ChannelArgs_Value_IntValue{IntValue: 10000}},
-						}},
-					}},
-				}},
+				GrpcServices:              []*core.GrpcService{xdsService},
 			},
 			CdsConfig: ads,
 			LdsConfig: ads,
