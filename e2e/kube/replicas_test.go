@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/wardenmesh/warden/e2e/harness"
@@ -159,6 +160,17 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	if err := os.WriteFile(wardendKC, kc, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// The fleet's Pods exist before the replicas start, so every replica's first input
+	// already has them: a Pod arriving later is a mesh-wide change, and would be pushed
+	// to every proxy in the middle of the "nothing else is pushed" check below.
+	const n = 12
+	pods := make([]*corev1.Pod, n)
+	for i := range n {
+		if pods[i], err = env.WritePod(ctx, kubeenv.Pod{Namespace: "scale", Name: fmt.Sprintf("api-%d", i), ServiceAccount: "api",
+			IP: fmt.Sprintf("10.250.3.%d", i+1), Labels: map[string]string{"app": "api"}}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	names := []string{"wardend-0", "wardend-1", "wardend-2"}
 	replicas := make([]*wardend, len(names))
 	for i, name := range names {
@@ -188,7 +200,6 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	})
 	p.end()
 
-	const n = 12
 	p = begin(t, fmt.Sprintf("%d simulated sidecars with pod-bound tokens, spread over the replicas", n))
 	svc := &replicaService{}
 	for _, w := range replicas {
@@ -198,12 +209,7 @@ func TestReplicasShareTheFleet(t *testing.T) {
 	sctx, stopSidecars := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	t.Cleanup(func() { stopSidecars(); wg.Wait() })
-	for i := range n {
-		pod, err := env.WritePod(ctx, kubeenv.Pod{Namespace: "scale", Name: fmt.Sprintf("api-%d", i), ServiceAccount: "api",
-			IP: fmt.Sprintf("10.250.3.%d", i+1), Labels: map[string]string{"app": "api"}})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for i, pod := range pods {
 		tok, err := env.Token(ctx, "scale", "api", []string{kubeenv.ProxyTokenAudience}, pod, time.Hour)
 		if err != nil {
 			t.Fatal(err)
