@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/wardenmesh/warden/e2e/harness"
 	"github.com/wardenmesh/warden/e2e/scenario"
+	"github.com/wardenmesh/warden/internal/poll"
 	"github.com/wardenmesh/warden/watch"
 	"github.com/wardenmesh/warden/xds"
 )
@@ -250,11 +252,10 @@ func compareTCPDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step, s
 		want = cr.Rule.Rule
 	}
 	key := fmt.Sprintf("%s:%d<-%s", tgt.pod.ID(), tgt.port, from.IP())
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		last, err := wardenctlDenials(ctx, m, tgt.pod.ID(), false)
-		if err != nil {
-			return 0, err
+	var last xds.DenialsResponse
+	err = poll.Until(ctx, 15*time.Second, func() (bool, error) {
+		if last, err = wardenctlDenials(ctx, m, tgt.pod.ID(), false); err != nil {
+			return false, err
 		}
 		for _, e := range last.Entries { // newest first
 			if e.Protocol != "TCP" || e.Port != tgt.port || !strings.HasPrefix(e.Source, from.IP()+":") || !e.Time.After(seen[key]) {
@@ -262,18 +263,22 @@ func compareTCPDenial(ctx context.Context, m *harness.Mesh, st *scenario.Step, s
 			}
 			seen[key] = e.Time
 			if e.Policy != want {
-				return 0, fmt.Errorf("wardenctl denials names %q for the TCP connection, check names %q (%s)", e.Policy, want, describeCheck(cr))
+				return false, fmt.Errorf("wardenctl denials names %q for the TCP connection, check names %q (%s)", e.Policy, want, describeCheck(cr))
 			}
 			if e.FilterChain == "" || e.Peer == "" {
-				return 0, fmt.Errorf("entry without filter chain or peer: %+v", e)
+				return false, fmt.Errorf("entry without filter chain or peer: %+v", e)
 			}
-			return 1, nil
+			return true, nil
 		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("no new TCP denial at %s:%d from %s in wardenctl denials (%d entries: %+v)", tgt.pod.ID(), tgt.port, from.IP(), len(last.Entries), last.Entries)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return false, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 0, fmt.Errorf("no new TCP denial at %s:%d from %s in wardenctl denials (%d entries: %+v)", tgt.pod.ID(), tgt.port, from.IP(), len(last.Entries), last.Entries)
 	}
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
 }
 
 // compareDryRun: for an allowed step that check says a dry-run policy would deny,
@@ -311,37 +316,37 @@ func compareDryRun(ctx context.Context, m *harness.Mesh, st *scenario.Step) (int
 // request started after since, and compares its rule with want. Envoy flushes its
 // access log buffer each second.
 func pollDenial(ctx context.Context, m *harness.Mesh, r *scenario.Request, tgt replayTargetPod, dry bool, since time.Time, want, check string) error {
-	deadline := time.Now().Add(15 * time.Second)
 	var last xds.DenialsResponse
-	var err error
-	for {
-		last, err = wardenctlDenials(ctx, m, tgt.pod.ID(), dry)
-		if err != nil {
-			return err
+	err := poll.Until(ctx, 15*time.Second, func() (bool, error) {
+		var err error
+		if last, err = wardenctlDenials(ctx, m, tgt.pod.ID(), dry); err != nil {
+			return false, err
 		}
 		for _, e := range last.Entries {
-			if e.Method == r.Method && e.Path == r.Path() && e.Port == tgt.port && !e.Time.Before(since) {
-				got := e.Policy
-				if dry {
-					got = e.DryRunPolicy
-					if e.Denied {
-						return fmt.Errorf("a dry-run denial was enforced: %+v", e)
-					}
-				}
-				if got != want {
-					return fmt.Errorf("wardenctl denials (dry-run %v) names %q, check names %q (%s)", dry, got, want, check)
-				}
-				if e.FilterChain == "" || e.Peer == "" {
-					return fmt.Errorf("entry without filter chain or peer: %+v", e)
-				}
-				return nil
+			if e.Method != r.Method || e.Path != r.Path() || e.Port != tgt.port || e.Time.Before(since) {
+				continue
 			}
+			got := e.Policy
+			if dry {
+				got = e.DryRunPolicy
+				if e.Denied {
+					return false, fmt.Errorf("a dry-run denial was enforced: %+v", e)
+				}
+			}
+			if got != want {
+				return false, fmt.Errorf("wardenctl denials (dry-run %v) names %q, check names %q (%s)", dry, got, want, check)
+			}
+			if e.FilterChain == "" || e.Peer == "" {
+				return false, fmt.Errorf("entry without filter chain or peer: %+v", e)
+			}
+			return true, nil
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("no denial of %s %s at %s:%d since %s in wardenctl denials (%d entries: %+v)", r.Method, r.Path(), tgt.pod.ID(), tgt.port, since.Format(time.RFC3339Nano), len(last.Entries), last.Entries)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return false, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("no denial of %s %s at %s:%d since %s in wardenctl denials (%d entries: %+v)", r.Method, r.Path(), tgt.pod.ID(), tgt.port, since.Format(time.RFC3339Nano), len(last.Entries), last.Entries)
 	}
+	return err
 }
 
 func wardenctlDenials(ctx context.Context, m *harness.Mesh, pod string, dry bool) (xds.DenialsResponse, error) {
@@ -377,23 +382,25 @@ func compareObserved(ctx context.Context, m *harness.Mesh, sc *scenario.Scenario
 	if _, err := sendAgain(ctx, m, from, r, tgt.connect, sc.Dir); err != nil {
 		return 0, err
 	}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		_, n, warned2, err := observedPlaintext(ctx, m, tgt, from.IP())
-		if err != nil {
-			return 0, err
+	var n int
+	err = poll.Until(ctx, 15*time.Second, func() (bool, error) {
+		var warned2 bool
+		var err error
+		if _, n, warned2, err = observedPlaintext(ctx, m, tgt, from.IP()); err != nil || n <= before {
+			return false, err
 		}
-		if n > before {
-			if !warned2 {
-				return 0, fmt.Errorf("plaintext caller %s of PERMISSIVE %s:%d seen without a warning", from.IP(), tgt.pod.ID(), tgt.port)
-			}
-			return 1, nil
+		if !warned2 {
+			return false, fmt.Errorf("plaintext caller %s of PERMISSIVE %s:%d seen without a warning", from.IP(), tgt.pod.ID(), tgt.port)
 		}
-		if time.Now().After(deadline) {
-			return 0, fmt.Errorf("plaintext caller %s of %s:%d: mtls --observed still counts %d requests (warned %v) after one more", from.IP(), tgt.pod.ID(), tgt.port, n, warned)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return true, nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return 0, fmt.Errorf("plaintext caller %s of %s:%d: mtls --observed still counts %d requests (warned %v) after one more", from.IP(), tgt.pod.ID(), tgt.port, n, warned)
 	}
+	if err != nil {
+		return 0, err
+	}
+	return 1, nil
 }
 
 // observedPlaintext reads `wardenctl mtls --observed`: the port's intended mode, the

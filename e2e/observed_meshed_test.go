@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"github.com/wardenmesh/warden/e2e/harness"
 	"github.com/wardenmesh/warden/e2e/runner"
 	"github.com/wardenmesh/warden/e2e/scenario"
+	"github.com/wardenmesh/warden/internal/poll"
 	"github.com/wardenmesh/warden/xds"
 )
 
@@ -87,8 +89,8 @@ type observedCaller struct {
 // pollObserved reads `wardenctl mtls --observed -A -o json` until ok holds for the
 // caller ip at the target port, or fails with the last view after a deadline.
 func pollObserved(ctx context.Context, m *harness.Mesh, tgt replayTargetPod, ip string, ok func(observedCaller) bool) error {
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	var last error
+	err := poll.Until(ctx, 15*time.Second, func() (bool, error) {
 		var v struct {
 			Workloads []struct {
 				Name, Namespace string
@@ -102,10 +104,10 @@ func pollObserved(ctx context.Context, m *harness.Mesh, tgt replayTargetPod, ip 
 		}
 		out, err := exec.CommandContext(ctx, m.Bin.Wardenctl, "mtls", "--observed", "-A", "--server", m.DebugAddr, "-o", "json").Output()
 		if err != nil {
-			return fmt.Errorf("wardenctl mtls --observed: %v: %s", err, out)
+			return false, fmt.Errorf("wardenctl mtls --observed: %v: %s", err, out)
 		}
 		if err := json.Unmarshal(out, &v); err != nil {
-			return fmt.Errorf("wardenctl mtls --observed -o json: %v: %s", err, out)
+			return false, fmt.Errorf("wardenctl mtls --observed -o json: %v: %s", err, out)
 		}
 		var o observedCaller
 		for _, w := range v.Workloads {
@@ -123,14 +125,13 @@ func pollObserved(ctx context.Context, m *harness.Mesh, tgt replayTargetPod, ip 
 		for _, w := range v.Warnings {
 			o.warned = o.warned || (strings.Contains(w, tgt.pod.ID()+" port ") && strings.Contains(w, ip))
 		}
-		if ok(o) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("caller %s of %s:%d: %+v; observed %+v, warnings %q", ip, tgt.pod.ID(), tgt.port, o, v.Observed, v.Warnings)
-		}
-		time.Sleep(200 * time.Millisecond)
+		last = fmt.Errorf("caller %s of %s:%d: %+v; observed %+v, warnings %q", ip, tgt.pod.ID(), tgt.port, o, v.Observed, v.Warnings)
+		return ok(o), nil
+	})
+	if errors.Is(err, context.DeadlineExceeded) {
+		return last
 	}
+	return err
 }
 
 // checkStatsScrape: another pod reaches the target proxy's own Envoy stats on

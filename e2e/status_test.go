@@ -24,6 +24,7 @@ import (
 
 	"github.com/wardenmesh/warden/certs"
 	"github.com/wardenmesh/warden/e2e/harness"
+	"github.com/wardenmesh/warden/internal/poll"
 )
 
 // statusDetail is `wardenctl status POD.NS -o json` with a config diff.
@@ -204,19 +205,11 @@ spec:
 }
 
 func waitUntil(ctx context.Context, d time.Duration, f func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	for {
-		err := f()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %v)", ctx.Err(), err)
-		case <-time.After(50 * time.Millisecond):
-		}
+	var last error
+	if err := poll.Until(ctx, d, func() (bool, error) { last = f(); return last == nil, nil }); err != nil {
+		return fmt.Errorf("%w (last: %v)", err, last)
 	}
+	return nil
 }
 
 // metric scrapes one sample from wardend's /metrics (0 when absent).

@@ -19,6 +19,8 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
+
+	"github.com/wardenmesh/warden/internal/poll"
 )
 
 // alsStream opens an access log stream with token (none when "").
@@ -87,17 +89,14 @@ func httpLogs(es ...*alsdata.HTTPAccessLogEntry) *alsv3.StreamAccessLogsMessage_
 // waitEntries polls the window until it holds n entries.
 func waitEntries(t *testing.T, w *AccessWindow, n int) []AccessEntry {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := w.Entries(time.Time{}, nil)
-		if len(got) >= n {
-			return got
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("window holds %d entries, want %d", len(got), n)
-		}
-		time.Sleep(10 * time.Millisecond)
+	var got []AccessEntry
+	if err := poll.Until(context.Background(), 10*time.Second, func() (bool, error) {
+		got = w.Entries(time.Time{}, nil)
+		return len(got) >= n, nil
+	}); err != nil {
+		t.Fatalf("window holds %d entries, want %d", len(got), n)
 	}
+	return got
 }
 
 func TestAccessLogHeldToProvenIdentity(t *testing.T) {

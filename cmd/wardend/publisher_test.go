@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/kubernetes/fake"
 
 	"github.com/wardenmesh/warden/inject"
+	"github.com/wardenmesh/warden/internal/poll"
 )
 
 // startPublisher runs one replica's root publisher and caBundle keeper (no webhook
@@ -58,16 +59,12 @@ func TestReplicasPublishTheRootUnderOneLease(t *testing.T) {
 	}
 	waitState := func(want []byte) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			cm, bundle := state()
-			if cm == string(want) && bundle == string(want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ConfigMap root %q, caBundle %q; want both %q", cm, bundle, want)
-			}
-			time.Sleep(20 * time.Millisecond) // polling the fake API; the deadline bounds it
+		var cm, bundle string
+		if err := poll.Until(context.Background(), 30*time.Second, func() (bool, error) {
+			cm, bundle = state()
+			return cm == string(want) && bundle == string(want), nil
+		}); err != nil {
+			t.Fatalf("ConfigMap root %q, caBundle %q; want both %q", cm, bundle, want)
 		}
 	}
 
